@@ -1,0 +1,160 @@
+//! The command line (clap derive). Doc comments are the help text; every flag a CronJob sets
+//! also reads a `RIGHTSIZER_*` environment variable.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::emit::Format;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "rightsizer",
+    version,
+    about = "Right-size Kubernetes CPU and memory requests, limits and HPAs from Prometheus history"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// Log format on stderr (level from RUST_LOG, default info).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "RIGHTSIZER_LOG_FORMAT")]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Recommend requests and limits for every workload (read-only).
+    Recommend(RecommendArgs),
+    /// Capture discovery and usage into an offline snapshot file.
+    Snapshot(SnapshotArgs),
+    /// Generate synthetic cluster history (for demos, tests and benchmarks).
+    Generate(GenerateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RecommendArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// Output format.
+    #[arg(long, short = 'f', value_enum, default_value_t = Format::Table, env = "RIGHTSIZER_FORMAT")]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// File to write (gzip-compressed JSON).
+    #[arg(long, short = 'o')]
+    pub output: PathBuf,
+}
+
+/// Where the data comes from: a snapshot, or the cluster plus Prometheus.
+#[derive(Debug, Args)]
+pub struct InputArgs {
+    /// Read workloads and usage from a snapshot file instead of the cluster.
+    #[arg(long, env = "RIGHTSIZER_SNAPSHOT", conflicts_with_all = ["prometheus_url", "kubeconfig", "context"])]
+    pub snapshot: Option<PathBuf>,
+    #[command(flatten)]
+    pub prometheus: PromArgs,
+    #[command(flatten)]
+    pub kube: KubeArgs,
+    /// History window to read (`14d`, `36h`, `2w`). 14 days covers two weekly cycles.
+    #[arg(long, default_value = "14d", env = "RIGHTSIZER_HISTORY")]
+    pub history: String,
+    /// Resolution of the CPU distribution and width of its rate window.
+    #[arg(long, default_value = "5m", env = "RIGHTSIZER_STEP")]
+    pub step: String,
+    /// End of the window: unix seconds or RFC 3339 (default: now).
+    #[arg(long, env = "RIGHTSIZER_END")]
+    pub end: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PromArgs {
+    /// Prometheus (or Thanos, Mimir, VictoriaMetrics) base URL.
+    #[arg(long, env = "RIGHTSIZER_PROMETHEUS_URL")]
+    pub prometheus_url: Option<String>,
+    /// Bearer token for Prometheus.
+    #[arg(
+        long,
+        env = "RIGHTSIZER_PROMETHEUS_TOKEN",
+        hide_env_values = true,
+        conflicts_with = "prometheus_token_file"
+    )]
+    pub prometheus_token: Option<String>,
+    /// File holding the bearer token (re-read on every run).
+    #[arg(long, env = "RIGHTSIZER_PROMETHEUS_TOKEN_FILE")]
+    pub prometheus_token_file: Option<PathBuf>,
+    /// Basic-auth user for Prometheus (password from --prometheus-password).
+    #[arg(long, env = "RIGHTSIZER_PROMETHEUS_USER", conflicts_with_all = ["prometheus_token", "prometheus_token_file"])]
+    pub prometheus_user: Option<String>,
+    #[arg(
+        long,
+        env = "RIGHTSIZER_PROMETHEUS_PASSWORD",
+        hide_env_values = true,
+        requires = "prometheus_user"
+    )]
+    pub prometheus_password: Option<String>,
+    /// Extra header on every Prometheus request, `Name=value` (e.g. `X-Scope-OrgID=team-a`).
+    #[arg(long = "prometheus-header", value_name = "NAME=VALUE")]
+    pub prometheus_headers: Vec<String>,
+    /// Timeout of one Prometheus request.
+    #[arg(long, default_value = "120s", env = "RIGHTSIZER_PROMETHEUS_TIMEOUT")]
+    pub prometheus_timeout: String,
+}
+
+#[derive(Debug, Args)]
+pub struct KubeArgs {
+    /// Kubeconfig file (default: KUBECONFIG, ~/.kube/config, then in-cluster).
+    #[arg(long, env = "RIGHTSIZER_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context to use.
+    #[arg(long, env = "RIGHTSIZER_CONTEXT")]
+    pub context: Option<String>,
+    /// Only these namespaces (repeatable; default: all).
+    #[arg(long = "namespace", short = 'n')]
+    pub namespaces: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    #[command(subcommand)]
+    pub what: GenerateWhat,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GenerateWhat {
+    /// The bundled demo snapshot (demo/cluster.snapshot.json.gz), from the synthetic demo cluster.
+    DemoSnapshot {
+        #[arg(long, short = 'o')]
+        output: PathBuf,
+    },
+    /// OpenMetrics history for `promtool tsdb create-blocks-from openmetrics`, plus the
+    /// matching Kubernetes objects as a JSON list.
+    History {
+        /// Number of workloads (0 = the small demo cluster).
+        #[arg(long, default_value_t = 0)]
+        workloads: usize,
+        /// Days of history.
+        #[arg(long, default_value_t = 14)]
+        days: i64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Last sample time, unix seconds (default: now).
+        #[arg(long)]
+        end: Option<i64>,
+        /// OpenMetrics output file.
+        #[arg(long, short = 'o')]
+        output: PathBuf,
+        /// Write the Kubernetes objects (a v1 List) here.
+        #[arg(long)]
+        objects: Option<PathBuf>,
+    },
+}

@@ -1,0 +1,100 @@
+//! The input side of the pipeline and the only network code on it: Kubernetes discovery
+//! (`kube`), usage history from Prometheus (`prometheus`, `history`) and offline snapshots
+//! (`snapshot`).
+
+pub mod history;
+pub mod kube;
+pub mod objects;
+pub mod prometheus;
+pub mod snapshot;
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum Error {
+    #[error("invalid configuration: {0}")]
+    Config(String),
+
+    #[error("cannot reach prometheus at {url}")]
+    PrometheusUnreachable {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+
+    #[error("prometheus at {url} answered HTTP {status}: {detail}\nquery: {query}{}", status_hint(*.status))]
+    PrometheusStatus {
+        url: String,
+        status: u16,
+        detail: String,
+        query: String,
+    },
+
+    #[error("prometheus rejected the query ({error_type}): {error}\nquery: {query}")]
+    PrometheusQuery {
+        error_type: String,
+        error: String,
+        query: String,
+    },
+
+    #[error("malformed answer from prometheus: {reason}\nquery: {query}")]
+    Malformed { reason: String, query: String },
+
+    #[error("prometheus has no {metric} series in the window\nhint: {hint}")]
+    MissingMetric { metric: &'static str, hint: &'static str },
+
+    #[error(
+        "{message}\nhint: rightsizer needs the RBAC permission `{verb}` on `{resource}` (API group \"{group}\"); see deploy/clusterrole.yaml"
+    )]
+    Forbidden {
+        verb: &'static str,
+        group: &'static str,
+        resource: &'static str,
+        message: String,
+    },
+
+    #[error("failed to {verb} {resource} from the kubernetes api")]
+    Kube {
+        verb: &'static str,
+        resource: &'static str,
+        #[source]
+        source: ::kube::Error,
+    },
+
+    #[error("cannot load the kubernetes client configuration: {0}")]
+    KubeConfig(String),
+
+    #[error("snapshot {path}: {reason}")]
+    Snapshot { path: String, reason: String },
+}
+
+fn status_hint(status: u16) -> &'static str {
+    match status {
+        401 | 403 => "\nhint: check the credentials (--prometheus-token, --prometheus-token-file, --prometheus-user)",
+        404 => {
+            "\nhint: is --prometheus-url the server root (for Thanos/Mimir include the API prefix, e.g. /prometheus)?"
+        }
+        422 | 400 => "\nhint: the server refused the query; for very long windows try a larger --step",
+        _ => "",
+    }
+}
+
+impl Error {
+    pub(crate) fn malformed(query: &str, reason: String) -> Self {
+        Error::Malformed {
+            reason,
+            query: query.to_string(),
+        }
+    }
+
+    /// Transient failures worth another try: timeouts, refused connections, 5xx and 429.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::PrometheusUnreachable { source, .. } => {
+                source.is_timeout() || source.is_connect() || source.is_request() || source.is_body()
+            }
+            Error::PrometheusStatus { status, .. } => *status == 429 || *status >= 500,
+            _ => false,
+        }
+    }
+}

@@ -1,0 +1,43 @@
+//! rightsizer: Kubernetes resource right-sizing from usage history.
+//!
+//! The pipeline, one module per stage: `collect` (Kubernetes API, Prometheus, snapshots) ->
+//! `model` (pure data) -> `recommend` (pure maths) -> `emit` (reports and side effects).
+//! `synth` generates realistic cluster history for the demo, the tests and the benchmarks.
+
+pub mod atomic;
+pub mod cli;
+pub mod collect;
+pub mod emit;
+pub mod generate;
+pub mod model;
+pub mod pipeline;
+pub mod recommend;
+pub mod settings;
+pub mod synth;
+
+use thiserror::Error;
+
+/// Every failure that ends a command, by stage. `main` prints the whole chain.
+#[derive(Debug, Error)]
+pub enum Error {
+    #[error("{0}")]
+    Config(String),
+    #[error(transparent)]
+    Collect(#[from] collect::Error),
+    #[error(transparent)]
+    Emit(#[from] emit::Error),
+    #[error("failed to write {path}")]
+    Write {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Installs the process-wide TLS provider (ring) shared by the kube and Prometheus clients.
+/// Safe to call more than once.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
