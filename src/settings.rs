@@ -17,7 +17,7 @@ use crate::collect::prometheus::PromConfig;
 pub enum Input {
     Snapshot(PathBuf),
     Live {
-        prometheus: PromConfig,
+        prometheus: Box<PromConfig>,
         kube: KubeTarget,
         namespaces: Vec<String>,
         window: Window,
@@ -160,7 +160,7 @@ impl TryFrom<&InputArgs> for Input {
             None => now(),
         };
         Ok(Input::Live {
-            prometheus: prometheus(&args.prometheus, url)?,
+            prometheus: Box::new(prometheus(&args.prometheus, url)?),
             kube: KubeTarget {
                 kubeconfig: args.kube.kubeconfig.clone(),
                 context: args.kube.context.clone(),

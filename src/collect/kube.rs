@@ -25,6 +25,7 @@ pub struct KubeTarget {
 }
 
 pub async fn client(target: &KubeTarget) -> Result<Client, Error> {
+    crate::install_crypto_provider();
     let options = KubeConfigOptions {
         context: target.context.clone(),
         ..Default::default()

@@ -122,6 +122,7 @@ fn parse_value(s: &str) -> Option<f64> {
 
 impl PromClient {
     pub fn new(cfg: &PromConfig) -> Result<Self, Error> {
+        crate::install_crypto_provider();
         let mut headers = HeaderMap::new();
         if let Some(token) = &cfg.bearer_token {
             let mut v = HeaderValue::from_str(&format!("Bearer {}", token.trim()))

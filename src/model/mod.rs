@@ -8,7 +8,7 @@ mod usage;
 mod workload;
 
 pub use quantity::{QuantityError, format_cpu, format_memory, parse_cpu, parse_memory};
-pub use sketch::Sketch;
+pub use sketch::{ALPHA as SKETCH_ALPHA, Sketch};
 pub use usage::{ContainerUsage, UsageSet};
 pub use workload::{ContainerRole, ContainerSpec, Hpa, HpaMetric, Resources, Workload};
 

@@ -69,7 +69,7 @@ pub fn parse_memory(input: &str) -> Result<f64, QuantityError> {
 /// (rounded up to the next millicore, the API's own resolution).
 pub fn format_cpu(cores: f64) -> String {
     let milli = (cores * 1000.0 - 1e-9).ceil().max(0.0) as u64;
-    if milli % 1000 == 0 && milli > 0 {
+    if milli.is_multiple_of(1000) && milli > 0 {
         format!("{}", milli / 1000)
     } else {
         format!("{milli}m")
@@ -85,11 +85,11 @@ pub fn format_memory(bytes: f64) -> String {
     if b == 0 {
         return "0".into();
     }
-    if b % GI == 0 {
+    if b.is_multiple_of(GI) {
         format!("{}Gi", b / GI)
-    } else if b % MI == 0 {
+    } else if b.is_multiple_of(MI) {
         format!("{}Mi", b / MI)
-    } else if b < MI && b % 1024 == 0 {
+    } else if b < MI && b.is_multiple_of(1024) {
         format!("{}Ki", b / 1024)
     } else {
         format!("{}Mi", b.div_ceil(MI))

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::{ContainerKey, Sketch};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ContainerUsage {
     /// Pooled distribution of CPU usage (cores, 5-minute rates) over all replicas and the
     /// whole window.
@@ -60,6 +61,7 @@ impl ContainerUsage {
 
 /// Usage of every container found in the history, with the window it covers.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct UsageSet {
     /// Window start and end, unix seconds.
     pub start: i64,

@@ -9,6 +9,7 @@ use super::WorkloadKey;
 
 /// Requests and limits of one container: CPU in cores, memory in bytes. `None` is "not set".
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Resources {
     pub cpu_request: Option<f64>,
     pub cpu_limit: Option<f64>,
@@ -27,6 +28,7 @@ pub enum ContainerRole {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ContainerSpec {
     pub name: String,
     pub role: ContainerRole,
@@ -35,6 +37,7 @@ pub struct ContainerSpec {
 
 /// One metric of an `autoscaling/v2` HPA, as far as right-sizing cares.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub enum HpaMetric {
     /// `type: Resource` with `target.type: Utilization`: scales on usage / request.
     Utilization { resource: String, target_percent: u32 },
@@ -45,6 +48,7 @@ pub enum HpaMetric {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Hpa {
     pub name: String,
     pub min_replicas: u32,
@@ -55,6 +59,7 @@ pub struct Hpa {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Workload {
     pub key: WorkloadKey,
     /// Desired replicas from the spec (DaemonSets: desired scheduled pods).
