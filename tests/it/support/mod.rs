@@ -1,0 +1,4 @@
+//! Test support: the fake Kubernetes API server and the real Prometheus/Pushgateway servers.
+
+pub mod fake_api;
+pub mod servers;
