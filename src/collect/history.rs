@@ -4,7 +4,7 @@
 //! (kube-state-metrics owner series cover pods that no longer exist) and pools every pod's
 //! samples into one sketch per workload x container.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 use futures::stream::{self, StreamExt, TryStreamExt};
 
@@ -161,7 +161,7 @@ pub async fn fetch_usage(prom: &PromClient, w: &Window, owners: &Owners) -> Resu
         start: w.end - w.length,
         end: w.end,
         step: w.step,
-        containers: BTreeMap::new(),
+        ..Default::default()
     };
     let mut seen_pods: HashSet<(String, String, String)> = HashSet::new();
 

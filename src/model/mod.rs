@@ -9,7 +9,7 @@ mod workload;
 
 pub use quantity::{QuantityError, format_cpu, format_memory, parse_cpu, parse_memory};
 pub use sketch::{ALPHA as SKETCH_ALPHA, Sketch};
-pub use usage::{ContainerUsage, UsageSet};
+pub use usage::{ContainerUsage, UsageSet, WorkloadUsage};
 pub use workload::{ContainerRole, ContainerSpec, Hpa, HpaMetric, Resources, Workload};
 
 use std::fmt;

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{ContainerKey, Sketch};
+use super::{ContainerKey, Sketch, WorkloadKey};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -20,6 +20,24 @@ pub struct ContainerUsage {
     /// First and last sample time (unix seconds) seen for this container.
     pub first_seen: Option<i64>,
     pub last_seen: Option<i64>,
+    /// Peak working set per UTC day (day start, unix seconds -> bytes), across replicas: the
+    /// input of the VPA-style "p90 of daily peaks" memory mode.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub memory_daily_peaks: BTreeMap<i64, f64>,
+    /// OOM kills of this container in the window (all replicas) and the last one's time.
+    #[serde(default)]
+    pub oom_kills: u32,
+    #[serde(default)]
+    pub last_oom: Option<i64>,
+    /// Container restarts in the window (all replicas).
+    #[serde(default)]
+    pub restarts: u32,
+    /// CFS periods and throttled periods in the window (all replicas): throttling ratio =
+    /// throttled / periods. Zero when the container has no CPU limit.
+    #[serde(default)]
+    pub cfs_periods: f64,
+    #[serde(default)]
+    pub cfs_throttled_periods: f64,
 }
 
 impl ContainerUsage {
@@ -43,8 +61,30 @@ impl ContainerUsage {
         }
     }
 
+    /// Records a peak of the working set in the UTC day that starts at `day`.
+    pub fn observe_daily_peak(&mut self, day: i64, bytes: f64) {
+        if bytes.is_finite() && bytes >= 0.0 {
+            let peak = self.memory_daily_peaks.entry(day).or_insert(bytes);
+            *peak = peak.max(bytes);
+            self.observe_memory(bytes);
+        }
+    }
+
+    /// Share of CFS periods in which the container was throttled, if it had a CPU limit.
+    pub fn throttling_ratio(&self) -> Option<f64> {
+        (self.cfs_periods > 0.0).then(|| (self.cfs_throttled_periods / self.cfs_periods).clamp(0.0, 1.0))
+    }
+
     /// Pools another pod's (or another chunk's) usage into this one.
     pub fn merge(&mut self, other: &ContainerUsage) {
+        for (&day, &peak) in &other.memory_daily_peaks {
+            self.observe_daily_peak(day, peak);
+        }
+        self.oom_kills += other.oom_kills;
+        self.last_oom = self.last_oom.max(other.last_oom);
+        self.restarts += other.restarts;
+        self.cfs_periods += other.cfs_periods;
+        self.cfs_throttled_periods += other.cfs_throttled_periods;
         self.cpu.merge(&other.cpu);
         if let Some(m) = other.memory_peak {
             self.observe_memory(m);
@@ -71,14 +111,36 @@ pub struct UsageSet {
     /// Serialized as a list of `{key, usage}` entries: JSON maps need string keys.
     #[serde(with = "entries")]
     pub containers: BTreeMap<ContainerKey, ContainerUsage>,
+    /// Workload-level history (replicas, total demand, HPA status), for HPA co-recommendation.
+    #[serde(default, with = "entries")]
+    pub workloads: BTreeMap<WorkloadKey, WorkloadUsage>,
 }
 
+/// History of a workload as a whole.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadUsage {
+    /// Distribution of the workload's total CPU demand (cores summed over all pods and app
+    /// containers at each step): minReplicas from its low percentiles, maxReplicas from its peak.
+    pub total_cpu: Sketch,
+    /// Distribution of the workload's total working set (bytes summed over pods at each step).
+    pub total_memory: Sketch,
+    /// Distribution of the number of running replicas (one sample per step).
+    pub replicas: Sketch,
+    /// Seconds in the window during which the HPA had current replicas == maxReplicas.
+    #[serde(default)]
+    pub hpa_at_max_seconds: i64,
+    /// Seconds of HPA status history seen.
+    #[serde(default)]
+    pub hpa_seconds: i64,
+}
+
+/// Maps with struct keys as lists of `{key, usage}` entries.
 mod entries {
     use std::collections::BTreeMap;
 
+    use serde::de::DeserializeOwned;
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-    use super::{ContainerKey, ContainerUsage};
 
     #[derive(Serialize, Deserialize)]
     struct Entry<K, U> {
@@ -86,12 +148,22 @@ mod entries {
         usage: U,
     }
 
-    pub fn serialize<S: Serializer>(map: &BTreeMap<ContainerKey, ContainerUsage>, s: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S, K, U>(map: &BTreeMap<K, U>, s: S) -> Result<S::Ok, S::Error>
+    where
+        S: Serializer,
+        K: Serialize,
+        U: Serialize,
+    {
         s.collect_seq(map.iter().map(|(key, usage)| Entry { key, usage }))
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<ContainerKey, ContainerUsage>, D::Error> {
-        let list: Vec<Entry<ContainerKey, ContainerUsage>> = Vec::deserialize(d)?;
+    pub fn deserialize<'de, D, K, U>(d: D) -> Result<BTreeMap<K, U>, D::Error>
+    where
+        D: Deserializer<'de>,
+        K: DeserializeOwned + Ord,
+        U: DeserializeOwned,
+    {
+        let list: Vec<Entry<K, U>> = Vec::deserialize(d)?;
         Ok(list.into_iter().map(|e| (e.key, e.usage)).collect())
     }
 }

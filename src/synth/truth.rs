@@ -357,6 +357,7 @@ impl Cluster {
             end: spec.end,
             step: eval_step,
             containers,
+            workloads: Default::default(),
         }
     }
 }
