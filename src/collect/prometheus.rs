@@ -27,6 +27,10 @@ pub struct PromConfig {
     pub timeout: Duration,
     pub retries: u32,
     pub concurrency: usize,
+    /// PEM bundle of CAs to trust in addition to the system store.
+    pub ca_file: Option<std::path::PathBuf>,
+    /// Accept any server certificate (off by default; for test clusters only).
+    pub insecure_skip_tls_verify: bool,
 }
 
 impl PromConfig {
@@ -41,6 +45,8 @@ impl PromConfig {
             retries: 3,
             // Prometheus evaluates queries on all cores; more than a few at once only queues.
             concurrency: 4,
+            ca_file: None,
+            insecure_skip_tls_verify: false,
         }
     }
 }
