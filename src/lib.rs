@@ -12,6 +12,7 @@ pub mod generate;
 pub mod model;
 pub mod pipeline;
 pub mod recommend;
+pub mod schedule;
 pub mod settings;
 pub mod synth;
 
