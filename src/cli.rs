@@ -108,6 +108,20 @@ pub struct PromArgs {
     /// Timeout of one Prometheus request.
     #[arg(long, default_value = "120s", env = "RIGHTSIZER_PROMETHEUS_TIMEOUT")]
     pub prometheus_timeout: String,
+    /// PEM file of CA certificates to trust for Prometheus, besides the system store.
+    #[arg(long, env = "RIGHTSIZER_PROMETHEUS_CA_FILE", value_name = "PEM")]
+    pub prometheus_ca_file: Option<PathBuf>,
+    /// Accept any certificate from Prometheus (test clusters only: anyone on the path can
+    /// read and change the answers).
+    #[arg(long, env = "RIGHTSIZER_PROMETHEUS_INSECURE_SKIP_TLS_VERIFY")]
+    pub prometheus_insecure_skip_tls_verify: bool,
+    /// Prometheus queries in flight at once (default 4: Prometheus evaluates each query on
+    /// all its cores, more only queue).
+    #[arg(long, env = "RIGHTSIZER_PROMETHEUS_CONCURRENCY")]
+    pub prometheus_concurrency: Option<usize>,
+    /// Retries of a Prometheus query after a timeout, 429 or 5xx, with backoff (default 3).
+    #[arg(long, env = "RIGHTSIZER_PROMETHEUS_RETRIES")]
+    pub prometheus_retries: Option<u32>,
 }
 
 #[derive(Debug, Args)]
@@ -118,9 +132,60 @@ pub struct KubeArgs {
     /// Kubeconfig context to use.
     #[arg(long, env = "RIGHTSIZER_CONTEXT")]
     pub context: Option<String>,
-    /// Only these namespaces (repeatable; default: all).
-    #[arg(long = "namespace", short = 'n')]
+    /// Only these namespaces (repeatable or comma-separated; default: all but the system
+    /// namespaces). A namespace named here is read even if it is a system namespace.
+    #[arg(
+        long = "namespace",
+        short = 'n',
+        env = "RIGHTSIZER_NAMESPACES",
+        value_delimiter = ','
+    )]
     pub namespaces: Vec<String>,
+    /// Leave out these namespaces (repeatable or comma-separated).
+    #[arg(
+        long = "exclude-namespace",
+        env = "RIGHTSIZER_EXCLUDE_NAMESPACES",
+        value_delimiter = ','
+    )]
+    pub exclude_namespaces: Vec<String>,
+    /// Also read kube-system, kube-public and kube-node-lease (left out by default: the
+    /// control plane is sized by its vendor).
+    #[arg(long, env = "RIGHTSIZER_INCLUDE_SYSTEM_NAMESPACES")]
+    pub include_system_namespaces: bool,
+    /// Only workloads matching this label selector (`app=web,tier!=db`), as kubectl -l.
+    #[arg(long, short = 'l', env = "RIGHTSIZER_SELECTOR")]
+    pub selector: Option<String>,
+    /// Only these workload kinds (comma-separated or repeatable; default: all).
+    #[arg(
+        long = "kind",
+        env = "RIGHTSIZER_KINDS",
+        value_enum,
+        value_delimiter = ',',
+        ignore_case = true
+    )]
+    pub kinds: Vec<KindArg>,
+    /// Do not use the Kubernetes API: discover workloads from kube-state-metrics series in
+    /// Prometheus (also the fallback when no kubeconfig or in-cluster config is found).
+    #[arg(long, env = "RIGHTSIZER_NO_KUBE_API", conflicts_with_all = ["kubeconfig", "context"])]
+    pub no_kube_api: bool,
+}
+
+/// Workload kinds, as Kubernetes spells them (case-insensitive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KindArg {
+    #[value(name = "Deployment")]
+    Deployment,
+    #[value(name = "StatefulSet")]
+    StatefulSet,
+    #[value(name = "DaemonSet")]
+    DaemonSet,
+    #[value(name = "CronJob")]
+    CronJob,
+    #[value(name = "Job")]
+    Job,
+    /// Pods with no controller.
+    #[value(name = "Pod")]
+    Pod,
 }
 
 #[derive(Debug, Args)]

@@ -7,10 +7,12 @@ use std::time::Duration;
 use url::Url;
 
 use crate::Error;
-use crate::cli::{InputArgs, PromArgs};
+use crate::cli::{InputArgs, KindArg, KubeArgs, PromArgs};
+use crate::collect::filter::Filter;
 use crate::collect::history::Window;
 use crate::collect::kube::KubeTarget;
 use crate::collect::prometheus::PromConfig;
+use crate::model::WorkloadKind;
 
 /// Where the pipeline reads from.
 #[derive(Debug, Clone)]
@@ -18,8 +20,9 @@ pub enum Input {
     Snapshot(PathBuf),
     Live {
         prometheus: Box<PromConfig>,
-        kube: KubeTarget,
-        namespaces: Vec<String>,
+        /// `None` with `--no-kube-api`: discover from kube-state-metrics.
+        kube: Option<KubeTarget>,
+        filter: Filter,
         window: Window,
     },
 }
@@ -132,7 +135,104 @@ fn prometheus(args: &PromArgs, url: &str) -> Result<PromConfig, Error> {
         cfg.headers.push((name.trim().to_string(), value.trim().to_string()));
     }
     cfg.timeout = parse_duration(&args.prometheus_timeout)?;
+    if let Some(n) = args.prometheus_concurrency {
+        if n == 0 {
+            return Err(Error::Config("--prometheus-concurrency must be at least 1".into()));
+        }
+        cfg.concurrency = n;
+    }
+    if let Some(n) = args.prometheus_retries {
+        cfg.retries = n;
+    }
+    if let Some(path) = &args.prometheus_ca_file {
+        if args.prometheus_insecure_skip_tls_verify {
+            return Err(Error::Config(
+                "--prometheus-ca-file and --prometheus-insecure-skip-tls-verify contradict each other: give one".into(),
+            ));
+        }
+        if !path.is_file() {
+            return Err(Error::Config(format!(
+                "--prometheus-ca-file {} is not a readable file",
+                path.display()
+            )));
+        }
+        cfg.ca_file = Some(path.clone());
+    }
+    cfg.insecure_skip_tls_verify = args.prometheus_insecure_skip_tls_verify;
     Ok(cfg)
+}
+
+/// A namespace name is an RFC 1123 label: lowercase letters, digits and `-`, at most 63.
+fn namespace_name(flag: &str, name: &str) -> Result<String, Error> {
+    let name = name.trim();
+    let valid = !name.is_empty()
+        && name.len() <= 63
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !name.starts_with('-')
+        && !name.ends_with('-');
+    if valid {
+        Ok(name.to_string())
+    } else {
+        Err(Error::Config(format!(
+            "invalid {flag} {name:?}: a namespace is lowercase letters, digits and '-', at most 63 characters"
+        )))
+    }
+}
+
+fn kind(k: KindArg) -> WorkloadKind {
+    match k {
+        KindArg::Deployment => WorkloadKind::Deployment,
+        KindArg::StatefulSet => WorkloadKind::StatefulSet,
+        KindArg::DaemonSet => WorkloadKind::DaemonSet,
+        KindArg::CronJob => WorkloadKind::CronJob,
+        KindArg::Job => WorkloadKind::Job,
+        KindArg::Pod => WorkloadKind::Pod,
+    }
+}
+
+impl TryFrom<&KubeArgs> for Filter {
+    type Error = Error;
+
+    fn try_from(args: &KubeArgs) -> Result<Self, Error> {
+        let mut namespaces = Vec::new();
+        for n in &args.namespaces {
+            let n = namespace_name("--namespace", n)?;
+            if !namespaces.contains(&n) {
+                namespaces.push(n);
+            }
+        }
+        let mut exclude_namespaces = Vec::new();
+        for n in &args.exclude_namespaces {
+            let n = namespace_name("--exclude-namespace", n)?;
+            if namespaces.contains(&n) {
+                return Err(Error::Config(format!(
+                    "namespace {n} is both in --namespace and --exclude-namespace"
+                )));
+            }
+            exclude_namespaces.push(n);
+        }
+        let selector = match args.selector.as_deref().map(str::trim) {
+            Some("") => {
+                return Err(Error::Config(
+                    "--selector is empty: give a label selector like app=web".into(),
+                ));
+            }
+            Some(s) => Some(s.to_string()),
+            None => None,
+        };
+        let mut kinds: Vec<WorkloadKind> = args.kinds.iter().copied().map(kind).collect();
+        kinds.sort();
+        kinds.dedup();
+        Ok(Filter {
+            namespaces,
+            exclude_namespaces,
+            include_system_namespaces: args.include_system_namespaces,
+            selector,
+            kinds,
+        })
+    }
 }
 
 impl TryFrom<&InputArgs> for Input {
@@ -159,13 +259,14 @@ impl TryFrom<&InputArgs> for Input {
             Some(t) => parse_time(t)?,
             None => now(),
         };
+        let kube = (!args.kube.no_kube_api).then(|| KubeTarget {
+            kubeconfig: args.kube.kubeconfig.clone(),
+            context: args.kube.context.clone(),
+        });
         Ok(Input::Live {
             prometheus: Box::new(prometheus(&args.prometheus, url)?),
-            kube: KubeTarget {
-                kubeconfig: args.kube.kubeconfig.clone(),
-                context: args.kube.context.clone(),
-            },
-            namespaces: args.kube.namespaces.clone(),
+            kube,
+            filter: Filter::try_from(&args.kube)?,
             window: Window { end, length, step },
         })
     }
@@ -189,6 +290,77 @@ mod tests {
         }
         for s in ["", "14", "d", "5x", "0s", "-1d"] {
             assert!(parse_duration(s).is_err(), "{s}");
+        }
+    }
+
+    fn input(args: &[&str]) -> Result<Input, Error> {
+        use clap::Parser;
+        let mut argv = vec!["rightsizer", "recommend", "--prometheus-url", "http://prom:9090"];
+        argv.extend(args);
+        let cli = crate::cli::Cli::try_parse_from(argv).map_err(|e| Error::Config(e.to_string()))?;
+        match cli.command {
+            crate::cli::Command::Recommend(r) => Input::try_from(&r.input),
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn discovery_flags_become_a_filter() {
+        let Input::Live { filter, kube, .. } = input(&[
+            "-n",
+            "shop,data",
+            "--namespace",
+            "shop",
+            "--exclude-namespace",
+            "tmp",
+            "-l",
+            "app=web",
+            "--kind",
+            "statefulset,Deployment",
+            "--include-system-namespaces",
+        ])
+        .unwrap() else {
+            panic!("live input expected")
+        };
+        assert_eq!(filter.namespaces, ["shop", "data"]);
+        assert_eq!(filter.exclude_namespaces, ["tmp"]);
+        assert_eq!(filter.selector.as_deref(), Some("app=web"));
+        assert_eq!(filter.kinds, [WorkloadKind::Deployment, WorkloadKind::StatefulSet]);
+        assert!(filter.include_system_namespaces);
+        assert_eq!(kube, Some(KubeTarget::default()));
+        let Input::Live { kube, prometheus, .. } = input(&[
+            "--no-kube-api",
+            "--prometheus-concurrency",
+            "8",
+            "--prometheus-retries",
+            "0",
+        ])
+        .unwrap() else {
+            panic!("live input expected")
+        };
+        assert_eq!(kube, None);
+        assert_eq!((prometheus.concurrency, prometheus.retries), (8, 0));
+    }
+
+    #[test]
+    fn bad_discovery_flags_are_refused() {
+        for (args, expect) in [
+            (&["-n", "Shop"][..], "invalid --namespace \"Shop\""),
+            (
+                &["-n", "shop", "--exclude-namespace", "shop"],
+                "both in --namespace and --exclude-namespace",
+            ),
+            (&["-l", " "], "--selector is empty"),
+            (&["--prometheus-concurrency", "0"], "at least 1"),
+            (&["--prometheus-ca-file", "/nonexistent.pem"], "not a readable file"),
+            (&["--kind", "ReplicaSet"], "invalid value 'ReplicaSet'"),
+            (&["--no-kube-api", "--context", "prod"], "cannot be used with"),
+        ] {
+            let err = input(args)
+                .err()
+                .unwrap_or_else(|| panic!("{args:?} accepted"))
+                .to_string();
+            assert!(err.contains(expect), "{args:?}: {err}");
         }
     }
 

@@ -1,27 +1,113 @@
 //! Discovery through the Kubernetes API: builds the client from a kubeconfig (or in-cluster
-//! config) exactly as kubectl would, lists the workload kinds and HPAs with pagination, and
-//! turns API errors into messages that name the missing RBAC permission.
+//! config) exactly as kubectl would, lists the workload kinds, their ReplicaSets, Jobs and
+//! pods, HPAs and VPAs with pagination and bounded concurrency, and turns API errors into
+//! messages that name the missing RBAC permission. Every call goes through [`API_CALLS`], the
+//! one table the deploy/ ClusterRole is checked against.
 
 use std::fmt::Debug;
 use std::path::Path;
 
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use futures::stream::{self, StreamExt};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
-use kube::api::{Api, ListParams};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ApiResource, DynamicObject, ListParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config, Resource};
 use serde::de::DeserializeOwned;
 
 use super::Error;
-use super::objects::Objects;
+use super::filter::Filter;
+use super::objects::{self, Discovered, LiveOwners, Objects};
+use crate::model::WorkloadKind;
+
+/// One kind of request rightsizer can make to the Kubernetes API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ApiCall {
+    /// API group, "" for the core group.
+    pub group: &'static str,
+    /// Resource plural, as in RBAC rules.
+    pub resource: &'static str,
+    /// RBAC verb.
+    pub verb: &'static str,
+}
+
+impl ApiCall {
+    const fn list(group: &'static str, resource: &'static str) -> Self {
+        ApiCall {
+            group,
+            resource,
+            verb: "list",
+        }
+    }
+}
+
+pub const DEPLOYMENTS: ApiCall = ApiCall::list("apps", "deployments");
+pub const STATEFUL_SETS: ApiCall = ApiCall::list("apps", "statefulsets");
+pub const DAEMON_SETS: ApiCall = ApiCall::list("apps", "daemonsets");
+pub const REPLICA_SETS: ApiCall = ApiCall::list("apps", "replicasets");
+pub const CRON_JOBS: ApiCall = ApiCall::list("batch", "cronjobs");
+pub const JOBS: ApiCall = ApiCall::list("batch", "jobs");
+pub const PODS: ApiCall = ApiCall::list("", "pods");
+pub const HPAS: ApiCall = ApiCall::list("autoscaling", "horizontalpodautoscalers");
+pub const VPAS: ApiCall = ApiCall::list("autoscaling.k8s.io", "verticalpodautoscalers");
+pub const POD_METRICS: ApiCall = ApiCall::list("metrics.k8s.io", "pods");
+
+/// Every call the code can make; `list_all` only takes calls from here. A test checks it
+/// against the requests the fake API server saw, another against deploy/'s ClusterRole.
+pub const API_CALLS: &[ApiCall] = &[
+    DEPLOYMENTS,
+    STATEFUL_SETS,
+    DAEMON_SETS,
+    REPLICA_SETS,
+    CRON_JOBS,
+    JOBS,
+    PODS,
+    HPAS,
+    VPAS,
+    POD_METRICS,
+];
+
+/// `autoscaling.k8s.io/v1` VerticalPodAutoscaler, a CRD that may not be installed.
+pub fn vpa_resource() -> ApiResource {
+    dynamic(
+        "autoscaling.k8s.io",
+        "v1",
+        "VerticalPodAutoscaler",
+        "verticalpodautoscalers",
+    )
+}
+
+/// `metrics.k8s.io/v1beta1` PodMetrics, served by metrics-server when installed.
+pub fn pod_metrics_resource() -> ApiResource {
+    dynamic("metrics.k8s.io", "v1beta1", "PodMetrics", "pods")
+}
+
+fn dynamic(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource {
+    ApiResource {
+        group: group.into(),
+        version: version.into(),
+        api_version: format!("{group}/{version}"),
+        kind: kind.into(),
+        plural: plural.into(),
+    }
+}
 
 /// Where to find the cluster: an explicit kubeconfig file, the usual places (`KUBECONFIG`,
 /// `~/.kube/config`), or the in-cluster service account, with an optional context.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct KubeTarget {
     pub kubeconfig: Option<std::path::PathBuf>,
     pub context: Option<String>,
+}
+
+impl KubeTarget {
+    /// Whether the user named a kubeconfig or context; if not, a missing configuration falls
+    /// back to kube-state-metrics instead of failing.
+    pub fn is_explicit(&self) -> bool {
+        self.kubeconfig.is_some() || self.context.is_some()
+    }
 }
 
 pub async fn client(target: &KubeTarget) -> Result<Client, Error> {
@@ -32,6 +118,7 @@ pub async fn client(target: &KubeTarget) -> Result<Client, Error> {
     };
     let config = match (&target.kubeconfig, &target.context) {
         (Some(path), _) => {
+            check_kubeconfig(path)?;
             let kubeconfig =
                 Kubeconfig::read_from(path).map_err(|e| Error::KubeConfig(format!("{}: {e}", path.display())))?;
             Config::from_custom_kubeconfig(kubeconfig, &options)
@@ -50,27 +137,55 @@ pub async fn client(target: &KubeTarget) -> Result<Client, Error> {
 /// server never builds a huge response (kubectl uses 500).
 const PAGE: u32 = 500;
 
+/// List calls in flight at once: enough to overlap round trips, few enough to stay well
+/// inside the API server's priority-and-fairness share of one client (kubectl lists one at a
+/// time; kube-state-metrics runs one reflector per kind).
+pub const LIST_CONCURRENCY: usize = 4;
+
 /// Maps a kube error to one that names the RBAC permission when the API said 403.
-pub fn api_error(e: kube::Error, verb: &'static str, group: &'static str, resource: &'static str) -> Error {
+pub fn api_error(e: kube::Error, call: &'static ApiCall) -> Error {
     match e {
         kube::Error::Api(status) if status.code == 403 => Error::Forbidden {
-            verb,
-            group,
-            resource,
+            verb: call.verb,
+            group: call.group,
+            resource: call.resource,
             message: status.message.clone(),
         },
-        source => Error::Kube { verb, resource, source },
+        source => Error::Kube {
+            verb: call.verb,
+            resource: call.resource,
+            source,
+        },
+    }
+}
+
+/// The HTTP status of an API error, if the server answered one.
+pub fn status_code(e: &Error) -> Option<u16> {
+    match e {
+        Error::Forbidden { .. } => Some(403),
+        Error::Kube {
+            source: kube::Error::Api(status),
+            ..
+        } => Some(status.code),
+        _ => None,
     }
 }
 
 /// Lists every object of a kind, page by page. An expired continue token (410 Gone) restarts
 /// the list once, as the API conventions ask.
-pub async fn list_all<K>(api: Api<K>, group: &'static str, resource: &'static str) -> Result<Vec<K>, Error>
+pub async fn list_all<K>(api: Api<K>, call: &'static ApiCall, selector: Option<&str>) -> Result<Vec<K>, Error>
 where
     K: Resource + Clone + DeserializeOwned + Debug,
 {
+    let first = || {
+        let params = ListParams::default().limit(PAGE);
+        match selector {
+            Some(s) => params.labels(s),
+            None => params,
+        }
+    };
     let mut items = Vec::new();
-    let mut params = ListParams::default().limit(PAGE);
+    let mut params = first();
     let mut restarted = false;
     loop {
         match api.list(&params).await {
@@ -82,12 +197,15 @@ where
                 }
             }
             Err(kube::Error::Api(status)) if status.code == 410 && !restarted => {
-                tracing::warn!(resource, "list continue token expired; listing again from the start");
+                tracing::warn!(
+                    resource = call.resource,
+                    "list continue token expired; listing again from the start"
+                );
                 restarted = true;
                 items.clear();
-                params = ListParams::default().limit(PAGE);
+                params = first();
             }
-            Err(e) => return Err(api_error(e, "list", group, resource)),
+            Err(e) => return Err(api_error(e, call)),
         }
     }
 }
@@ -102,35 +220,183 @@ where
     }
 }
 
-/// Lists the workload kinds and HPAs, in all namespaces or in the given ones.
-pub async fn list_objects(client: &Client, namespaces: &[String]) -> Result<Objects, Error> {
-    let scopes: Vec<Option<&str>> = if namespaces.is_empty() {
+/// A namespaced API for a dynamic resource (a CRD or an aggregated API).
+pub fn dynamic_api(client: &Client, namespace: Option<&str>, resource: &ApiResource) -> Api<DynamicObject> {
+    match namespace {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, resource),
+        None => Api::all_with(client.clone(), resource),
+    }
+}
+
+/// Everything discovery lists, before conversion.
+#[derive(Debug, Default, Clone)]
+pub struct Listed {
+    pub objects: Objects,
+    pub replica_sets: Vec<ReplicaSet>,
+    pub pods: Vec<Pod>,
+    pub vpas: Vec<DynamicObject>,
+    /// Namespaces or optional resources that could not be listed, as warnings.
+    pub warnings: Vec<String>,
+}
+
+/// One list result, whatever its type.
+enum Part {
+    Deployments(Vec<Deployment>),
+    StatefulSets(Vec<StatefulSet>),
+    DaemonSets(Vec<DaemonSet>),
+    CronJobs(Vec<CronJob>),
+    Jobs(Vec<Job>),
+    ReplicaSets(Vec<ReplicaSet>),
+    Pods(Vec<Pod>),
+    Hpas(Vec<HorizontalPodAutoscaler>),
+    Vpas(Vec<DynamicObject>),
+}
+
+async fn list_one(
+    client: Client,
+    call: &'static ApiCall,
+    ns: Option<String>,
+    selector: Option<String>,
+) -> Result<Part, Error> {
+    let (ns, sel) = (ns.as_deref(), selector.as_deref());
+    Ok(match call.resource {
+        "deployments" => Part::Deployments(list_all(api(&client, ns), call, sel).await?),
+        "statefulsets" => Part::StatefulSets(list_all(api(&client, ns), call, sel).await?),
+        "daemonsets" => Part::DaemonSets(list_all(api(&client, ns), call, sel).await?),
+        "cronjobs" => Part::CronJobs(list_all(api(&client, ns), call, sel).await?),
+        "jobs" => Part::Jobs(list_all(api(&client, ns), call, sel).await?),
+        "replicasets" => Part::ReplicaSets(list_all(api(&client, ns), call, sel).await?),
+        "pods" => Part::Pods(list_all(api(&client, ns), call, sel).await?),
+        // HPAs and VPAs are matched to workloads by their target, whatever their own labels.
+        "horizontalpodautoscalers" => Part::Hpas(list_all(api(&client, ns), call, None).await?),
+        _ => Part::Vpas(list_all(dynamic_api(&client, ns, &vpa_resource()), call, None).await?),
+    })
+}
+
+/// The calls a filter needs. ReplicaSets, Jobs and pods are always listed: they map live pods
+/// to their workloads (and bare Jobs and pods are workloads themselves).
+fn calls_for(filter: &Filter) -> Vec<&'static ApiCall> {
+    let mut calls = Vec::new();
+    for (kind, call) in [
+        (WorkloadKind::Deployment, &DEPLOYMENTS),
+        (WorkloadKind::StatefulSet, &STATEFUL_SETS),
+        (WorkloadKind::DaemonSet, &DAEMON_SETS),
+        (WorkloadKind::CronJob, &CRON_JOBS),
+    ] {
+        if filter.kind_allowed(kind) {
+            calls.push(call);
+        }
+    }
+    calls.extend([&JOBS, &REPLICA_SETS, &PODS, &HPAS, &VPAS]);
+    calls
+}
+
+/// Lists what the filter asks for: cluster-wide, or namespace by namespace with `--namespace`.
+/// At most [`LIST_CONCURRENCY`] lists run at once. A namespace that answers 403 or 404 is
+/// reported and skipped while the others go on; the run fails only when every namespace
+/// failed. A missing VPA CRD (404) means no VPAs.
+pub async fn list(client: &Client, filter: &Filter) -> Result<Listed, Error> {
+    let scopes: Vec<Option<String>> = if filter.namespaces.is_empty() {
         vec![None]
     } else {
-        namespaces.iter().map(|n| Some(n.as_str())).collect()
+        filter.namespaces.iter().map(|n| Some(n.clone())).collect()
     };
-    let mut objects = Objects::default();
-    for ns in scopes {
-        let (deployments, stateful_sets, daemon_sets, cron_jobs, jobs, hpas) = futures::try_join!(
-            list_all(api::<Deployment>(client, ns), "apps", "deployments"),
-            list_all(api::<StatefulSet>(client, ns), "apps", "statefulsets"),
-            list_all(api::<DaemonSet>(client, ns), "apps", "daemonsets"),
-            list_all(api::<CronJob>(client, ns), "batch", "cronjobs"),
-            list_all(api::<Job>(client, ns), "batch", "jobs"),
-            list_all(
-                api::<HorizontalPodAutoscaler>(client, ns),
-                "autoscaling",
-                "horizontalpodautoscalers"
-            ),
-        )?;
-        objects.deployments.extend(deployments);
-        objects.stateful_sets.extend(stateful_sets);
-        objects.daemon_sets.extend(daemon_sets);
-        objects.cron_jobs.extend(cron_jobs);
-        objects.jobs.extend(jobs);
-        objects.hpas.extend(hpas);
+    let mut tasks = Vec::new();
+    for ns in &scopes {
+        for call in calls_for(filter) {
+            tasks.push((call, ns.clone()));
+        }
     }
-    Ok(objects)
+    let results: Vec<(&'static ApiCall, Option<String>, Result<Part, Error>)> = stream::iter(tasks)
+        .map(|(call, ns)| {
+            let fut = list_one(client.clone(), call, ns.clone(), filter.selector.clone());
+            async move { (call, ns, fut.await) }
+        })
+        .buffer_unordered(LIST_CONCURRENCY)
+        .collect()
+        .await;
+
+    let mut listed = Listed::default();
+    let mut failed: Vec<String> = Vec::new();
+    let mut first_error = None;
+    for (call, ns, result) in results {
+        let part = match result {
+            Ok(part) => part,
+            Err(e) if call == &VPAS && status_code(&e) == Some(404) => {
+                tracing::debug!("the VerticalPodAutoscaler CRD is not installed: no VPAs");
+                continue;
+            }
+            Err(e) if call == &VPAS => {
+                listed.warnings.push(format!(
+                    "cannot list VerticalPodAutoscalers, workloads managed by a VPA are not flagged: {}",
+                    chain(&e)
+                ));
+                continue;
+            }
+            Err(e) => match (&ns, status_code(&e)) {
+                (Some(ns), Some(403 | 404)) => {
+                    listed.warnings.push(format!("namespace {ns} skipped: {}", chain(&e)));
+                    if !failed.contains(ns) {
+                        failed.push(ns.clone());
+                    }
+                    first_error.get_or_insert(e);
+                    continue;
+                }
+                _ => return Err(e),
+            },
+        };
+        let o = &mut listed.objects;
+        match part {
+            Part::Deployments(v) => o.deployments.extend(v),
+            Part::StatefulSets(v) => o.stateful_sets.extend(v),
+            Part::DaemonSets(v) => o.daemon_sets.extend(v),
+            Part::CronJobs(v) => o.cron_jobs.extend(v),
+            Part::Jobs(v) => o.jobs.extend(v),
+            Part::Hpas(v) => o.hpas.extend(v),
+            Part::ReplicaSets(v) => listed.replica_sets.extend(v),
+            Part::Pods(v) => listed.pods.extend(v),
+            Part::Vpas(v) => listed.vpas.extend(v),
+        }
+    }
+    if let Some(e) = first_error
+        && failed.len() == scopes.len()
+    {
+        return Err(e);
+    }
+    listed.warnings.sort();
+    Ok(listed)
+}
+
+/// Lists and converts: the workloads the filter selects, their VPA modes, the live pod
+/// owners and what was skipped.
+pub async fn discover(client: &Client, filter: &Filter) -> Result<Discovered, Error> {
+    let listed = list(client, filter).await?;
+    let (mut workloads, mut warnings) = objects::workloads(&listed.objects);
+    let owners = LiveOwners::from_objects(&listed.pods, &listed.replica_sets, &listed.objects.jobs);
+    workloads.extend(objects::bare_pods(&listed.pods, &owners.owners(), &mut warnings));
+    workloads.sort_by(|a, b| a.key.cmp(&b.key));
+    let (workloads, skipped) = filter.apply(workloads);
+    let vpa = objects::vpa_modes(&listed.vpas);
+    warnings.extend(listed.warnings);
+    Ok(Discovered {
+        workloads,
+        vpa,
+        owners,
+        skipped,
+        warnings,
+    })
+}
+
+/// The error and its causes on one line, for warnings.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }
 
 /// Whether a kubeconfig path exists, for a clear error before kube's own.

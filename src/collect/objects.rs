@@ -1,14 +1,19 @@
 //! Pure conversion of Kubernetes objects (k8s-openapi types) into the model: containers with
-//! their requests and limits, replicas, and HPAs. Shared by live discovery, snapshots and the
-//! demo data, so every path reads objects the same way.
+//! their requests and limits, replicas, HPAs, bare pods, the live pod -> workload map and the
+//! VPAs that already manage a workload. Shared by live discovery, snapshots and the demo
+//! data, so every path reads objects the same way.
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
-use k8s_openapi::api::core::v1::{Container, PodSpec, ResourceRequirements};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::api::core::v1::{Container, Pod, PodSpec, ResourceRequirements};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::api::DynamicObject;
+
+use super::filter::Skipped;
+use super::history::Owners;
 
 use crate::model::{
     ContainerRole, ContainerSpec, Hpa, HpaMetric, Resources, Workload, WorkloadKey, WorkloadKind, parse_cpu,
@@ -251,5 +256,198 @@ pub fn hpa(h: &HorizontalPodAutoscaler) -> Hpa {
         current_replicas: count(h.status.as_ref().and_then(|s| s.current_replicas)),
         desired_replicas: h.status.as_ref().map(|s| s.desired_replicas.max(0) as u32),
         metrics,
+    }
+}
+
+/// What discovery found: the selected workloads, the mode of each active VPA by the workload
+/// it manages, the live pod owners (merged into the Prometheus-side owner map), the workloads
+/// skipped on purpose and the warnings of the run.
+#[derive(Debug, Default, Clone)]
+pub struct Discovered {
+    pub workloads: Vec<Workload>,
+    /// Workloads a VPA in an active mode (anything but `Off`) already sizes, with the mode.
+    pub vpa: BTreeMap<WorkloadKey, String>,
+    pub owners: LiveOwners,
+    pub skipped: Vec<Skipped>,
+    pub warnings: Vec<String>,
+}
+
+type Owned = (String, String, String, String);
+
+/// The controller of each live pod, ReplicaSet and Job, as the API reports it now.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct LiveOwners {
+    pods: Vec<Owned>,
+    replica_sets: Vec<Owned>,
+    jobs: Vec<Owned>,
+}
+
+fn controller(meta: &ObjectMeta) -> Option<&OwnerReference> {
+    meta.owner_references
+        .iter()
+        .flatten()
+        .find(|o| o.controller == Some(true))
+}
+
+fn owned(meta: &ObjectMeta) -> Option<Owned> {
+    let c = controller(meta)?;
+    Some((
+        meta.namespace.clone().unwrap_or_default(),
+        meta.name.clone().unwrap_or_default(),
+        c.kind.clone(),
+        c.name.clone(),
+    ))
+}
+
+impl LiveOwners {
+    pub fn from_objects(pods: &[Pod], replica_sets: &[ReplicaSet], jobs: &[Job]) -> Self {
+        LiveOwners {
+            pods: pods.iter().filter_map(|p| owned(&p.metadata)).collect(),
+            replica_sets: replica_sets.iter().filter_map(|r| owned(&r.metadata)).collect(),
+            jobs: jobs.iter().filter_map(|j| owned(&j.metadata)).collect(),
+        }
+    }
+
+    /// Adds the live owners to `owners` (e.g. the map read from kube-state-metrics): the live
+    /// answer wins where both know a pod.
+    pub fn fill(&self, owners: &mut Owners) {
+        for (ns, pod, kind, name) in &self.pods {
+            owners.insert_pod(ns, pod, kind, name);
+        }
+        for (ns, rs, kind, name) in &self.replica_sets {
+            owners.insert_replica_set(ns, rs, kind, name);
+        }
+        for (ns, job, kind, name) in &self.jobs {
+            owners.insert_job(ns, job, kind, name);
+        }
+    }
+
+    /// The live owners alone.
+    pub fn owners(&self) -> Owners {
+        let mut owners = Owners::default();
+        self.fill(&mut owners);
+        owners
+    }
+
+    /// Live pods that have a controller.
+    pub fn pods(&self) -> usize {
+        self.pods.len()
+    }
+}
+
+/// Pods whose owner chain ends in no workload rightsizer sizes (no controller, a bare
+/// ReplicaSet, a Node for static pods, an operator's custom resource): each is a workload of
+/// kind `Pod`, exactly as `Owners::resolve` attributes their history.
+pub fn bare_pods(pods: &[Pod], owners: &Owners, warn: &mut Vec<String>) -> Vec<Workload> {
+    pods.iter()
+        .filter(|p| {
+            let ns = p.metadata.namespace.as_deref().unwrap_or("");
+            let name = p.metadata.name.as_deref().unwrap_or("");
+            owners.resolve(ns, name).kind == WorkloadKind::Pod
+        })
+        .map(|p| workload(&p.metadata, WorkloadKind::Pod, Some(1), p.spec.as_ref(), warn))
+        .collect()
+}
+
+/// `spec.updatePolicy.updateMode` when unset: `Auto` in `autoscaling.k8s.io/v1` (which VPA
+/// 1.4+ runs as `Recreate`).
+const VPA_DEFAULT_MODE: &str = "Auto";
+
+/// The workloads VPAs manage in a mode that changes pods, with the mode. `Off` only
+/// recommends; `Initial` sets requests when pods are created; `Recreate`, `Auto` (deprecated,
+/// same as `Recreate`) and `InPlaceOrRecreate` also update running pods (VPA docs,
+/// quickstart.md "several modes"). A mode we do not know is reported as active: a VPA that
+/// might write requests must not be fought silently.
+pub fn vpa_modes(vpas: &[DynamicObject]) -> BTreeMap<WorkloadKey, String> {
+    let mut out = BTreeMap::new();
+    for v in vpas {
+        let spec = &v.data["spec"];
+        let mode = spec["updatePolicy"]["updateMode"].as_str().unwrap_or(VPA_DEFAULT_MODE);
+        if mode == "Off" {
+            continue;
+        }
+        let Some(kind) = spec["targetRef"]["kind"].as_str().and_then(WorkloadKind::from_kind) else {
+            continue;
+        };
+        let Some(name) = spec["targetRef"]["name"].as_str() else {
+            continue;
+        };
+        let ns = v.metadata.namespace.clone().unwrap_or_default();
+        out.insert(WorkloadKey::new(ns, kind, name), mode.to_string());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn vpa(ns: &str, target: &str, mode: Option<&str>) -> DynamicObject {
+        let mut spec = json!({"targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": target}});
+        if let Some(m) = mode {
+            spec["updatePolicy"] = json!({"updateMode": m});
+        }
+        serde_json::from_value(json!({
+            "apiVersion": "autoscaling.k8s.io/v1", "kind": "VerticalPodAutoscaler",
+            "metadata": {"name": format!("{target}-vpa"), "namespace": ns}, "spec": spec,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn vpa_modes_keep_only_modes_that_change_pods() {
+        let vpas = [
+            vpa("shop", "a", Some("Auto")),
+            vpa("shop", "b", Some("Off")),
+            vpa("shop", "c", Some("Initial")),
+            vpa("shop", "d", Some("InPlaceOrRecreate")),
+            vpa("shop", "e", None),
+            vpa("shop", "f", Some("Recreate")),
+        ];
+        let modes = vpa_modes(&vpas);
+        let got: Vec<(&str, &str)> = modes.iter().map(|(k, m)| (k.name.as_str(), m.as_str())).collect();
+        assert_eq!(
+            got,
+            [
+                ("a", "Auto"),
+                ("c", "Initial"),
+                ("d", "InPlaceOrRecreate"),
+                ("e", "Auto"),
+                ("f", "Recreate")
+            ]
+        );
+    }
+
+    #[test]
+    fn bare_pods_are_pods_without_a_sized_controller() {
+        let pod = |name: &str, owner: Option<(&str, &str)>| -> Pod {
+            let mut meta = json!({"name": name, "namespace": "shop"});
+            if let Some((kind, n)) = owner {
+                meta["ownerReferences"] =
+                    json!([{"apiVersion": "v1", "kind": kind, "name": n, "uid": "u", "controller": true}]);
+            }
+            serde_json::from_value(json!({"metadata": meta, "spec": {"containers": [{"name": "app"}]}})).unwrap()
+        };
+        let pods = [
+            pod("debug", None),
+            pod("web-1", Some(("ReplicaSet", "web-abc"))),
+            pod("static-node1", Some(("Node", "node1"))),
+            pod("db-0", Some(("StatefulSet", "db"))),
+        ];
+        let rs: ReplicaSet = serde_json::from_value(json!({"metadata": {"name": "web-abc", "namespace": "shop",
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "uid": "w", "controller": true}]}}))
+        .unwrap();
+        let live = LiveOwners::from_objects(&pods, &[rs], &[]);
+        let mut warn = Vec::new();
+        let bare: Vec<String> = bare_pods(&pods, &live.owners(), &mut warn)
+            .into_iter()
+            .map(|w| w.key.to_string())
+            .collect();
+        assert_eq!(bare, ["shop/Pod/debug", "shop/Pod/static-node1"]);
+        assert_eq!(
+            live.owners().resolve("shop", "web-1"),
+            WorkloadKey::new("shop", WorkloadKind::Deployment, "web")
+        );
     }
 }

@@ -1,7 +1,10 @@
 //! Offline snapshots: discovered workloads plus their usage summaries in one versioned,
 //! gzip-compressed JSON file. `recommend --snapshot FILE` runs the whole pipeline from it
-//! (air-gapped review, bug reports, the bundled demo).
+//! (air-gapped review, bug reports, the bundled demo). Fields added after the first version
+//! (VPA modes, current usage, skipped workloads) default to empty, so older snapshots still
+//! read and snapshots without them stay byte-identical.
 
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::Path;
 
@@ -11,7 +14,9 @@ use flate2::write::GzEncoder;
 use serde::{Deserialize, Serialize};
 
 use super::Error;
-use crate::model::{UsageSet, Workload};
+use super::filter::Skipped;
+use super::metrics_api::{CurrentUsage, CurrentUsageMap};
+use crate::model::{ContainerKey, UsageSet, Workload, WorkloadKey};
 
 /// Bumped on any incompatible change of the format.
 pub const API_VERSION: &str = "rightsizer.dev/v1alpha1";
@@ -25,7 +30,44 @@ pub struct Snapshot {
     pub source: String,
     pub workloads: Vec<Workload>,
     pub usage: UsageSet,
+    /// Workloads an active VPA manages, with its update mode.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty", with = "vpa_entries")]
+    pub vpa: BTreeMap<WorkloadKey, String>,
+    /// Usage now from metrics.k8s.io, per workload x container.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty", with = "usage_entries")]
+    pub current_usage: CurrentUsageMap,
+    /// Workloads left out on purpose (`rightsizer.dev/ignore`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<Skipped>,
 }
+
+/// JSON maps need string keys: maps keyed by a struct are written as lists of entries.
+macro_rules! entries {
+    ($module:ident, $key:ty, $field:literal, $value:ty) => {
+        mod $module {
+            use super::*;
+            use serde::{Deserializer, Serializer};
+
+            #[derive(Serialize, Deserialize)]
+            struct Entry<K, V> {
+                key: K,
+                #[serde(rename = $field)]
+                value: V,
+            }
+
+            pub fn serialize<S: Serializer>(map: &BTreeMap<$key, $value>, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_seq(map.iter().map(|(key, value)| Entry { key, value }))
+            }
+
+            pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<$key, $value>, D::Error> {
+                let v: Vec<Entry<$key, $value>> = Vec::deserialize(d)?;
+                Ok(v.into_iter().map(|e| (e.key, e.value)).collect())
+            }
+        }
+    };
+}
+entries!(vpa_entries, WorkloadKey, "mode", String);
+entries!(usage_entries, ContainerKey, "usage", CurrentUsage);
 
 impl Snapshot {
     pub fn new(source: impl Into<String>, workloads: Vec<Workload>, usage: UsageSet) -> Self {
@@ -35,6 +77,9 @@ impl Snapshot {
             source: source.into(),
             workloads,
             usage,
+            vpa: BTreeMap::new(),
+            current_usage: BTreeMap::new(),
+            skipped: Vec::new(),
         }
     }
 

@@ -1,0 +1,290 @@
+//! Discovery without Kubernetes API access (`--no-kube-api`, or no kubeconfig and no
+//! in-cluster config): the workloads, their containers with requests and limits, replicas and
+//! HPAs, rebuilt from the kube-state-metrics series in Prometheus. A fixed set of cluster-wide
+//! queries, whatever the number of workloads.
+//!
+//! What the series cannot tell: annotations (so `rightsizer.dev/ignore` has no effect), labels
+//! (so `--selector` is ignored), native sidecars (init containers are all `Init`), and the
+//! target of an HPA when `kube_horizontalpodautoscaler_info` is missing (the HPA is then
+//! assumed to scale the Deployment of its own name, the usual convention). Workloads are the
+//! ones that had pods during the window; requests come from the pods alive at the end of the
+//! window, or from the last pod seen when none is.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use super::Error;
+use super::filter::Filter;
+use super::history::{Owners, Window};
+use super::objects::Discovered;
+use super::prometheus::{InstantSample, PromClient};
+use crate::model::{ContainerRole, ContainerSpec, Hpa, HpaMetric, Resources, Workload, WorkloadKey, WorkloadKind};
+
+fn label<'a>(s: &'a InstantSample, name: &str) -> &'a str {
+    s.labels.get(name).map(String::as_str).unwrap_or("")
+}
+
+/// kube-state-metrics writes `<none>` for a missing owner.
+fn has_owner(kind: &str) -> bool {
+    !kind.is_empty() && kind != "<none>"
+}
+
+/// The resource families: (metric, init containers, limits).
+const RESOURCE_FAMILIES: [(&str, bool, bool); 4] = [
+    ("kube_pod_container_resource_requests", false, false),
+    ("kube_pod_container_resource_limits", false, true),
+    ("kube_pod_init_container_resource_requests", true, false),
+    ("kube_pod_init_container_resource_limits", true, true),
+];
+
+/// Replica counts: (metric, label naming the object, kind).
+const REPLICAS: [(&str, &str, WorkloadKind); 3] = [
+    ("kube_deployment_spec_replicas", "deployment", WorkloadKind::Deployment),
+    ("kube_statefulset_replicas", "statefulset", WorkloadKind::StatefulSet),
+    (
+        "kube_daemonset_status_desired_number_scheduled",
+        "daemonset",
+        WorkloadKind::DaemonSet,
+    ),
+];
+
+const HPA_FAMILIES: [&str; 6] = [
+    "kube_horizontalpodautoscaler_info",
+    "kube_horizontalpodautoscaler_spec_min_replicas",
+    "kube_horizontalpodautoscaler_spec_max_replicas",
+    "kube_horizontalpodautoscaler_spec_target_metric",
+    "kube_horizontalpodautoscaler_status_current_replicas",
+    "kube_horizontalpodautoscaler_status_desired_replicas",
+];
+
+/// The queries of one discovery, in a fixed order (see `discover` for how each is read).
+pub fn queries(w: &Window) -> Vec<String> {
+    let r = format!("{}s", w.length);
+    let mut q = vec![
+        format!("max by (namespace, pod, owner_kind, owner_name) (max_over_time(kube_pod_owner[{r}]))"),
+        format!("max by (namespace, replicaset, owner_kind, owner_name) (max_over_time(kube_replicaset_owner[{r}]))"),
+        format!("max by (namespace, job_name, owner_kind, owner_name) (max_over_time(kube_job_owner[{r}]))"),
+        format!("max by (namespace, pod, container) (max_over_time(kube_pod_container_status_restarts_total[{r}]))"),
+    ];
+    for (family, _, _) in RESOURCE_FAMILIES {
+        // Alive at the end of the window, then the last value of every pod in the window.
+        q.push(format!("max by (namespace, pod, container, resource) ({family})"));
+        q.push(format!(
+            "max by (namespace, pod, container, resource) (last_over_time({family}[{r}]))"
+        ));
+    }
+    for (family, _, _) in REPLICAS {
+        q.push(format!("last_over_time({family}[{r}])"));
+    }
+    for family in HPA_FAMILIES {
+        q.push(format!("last_over_time({family}[{r}])"));
+    }
+    q
+}
+
+/// Rebuilds the workloads from kube-state-metrics series.
+pub async fn discover(prom: &PromClient, window: &Window, filter: &Filter) -> Result<Discovered, Error> {
+    let queries = queries(window);
+    let answers = futures::future::try_join_all(queries.iter().map(|q| prom.query(q, window.end))).await?;
+    let mut answers = answers.into_iter();
+    let mut next = || answers.next().unwrap_or_default();
+    let (pods, sets, jobs, restarts) = (next(), next(), next(), next());
+    let mut warnings = Vec::new();
+    if pods.is_empty() {
+        return Err(Error::MissingMetric {
+            metric: "kube_pod_owner",
+            hint: "without Kubernetes API access rightsizer discovers workloads from kube-state-metrics; is it scraped?",
+        });
+    }
+    if filter.selector.is_some() {
+        warnings.push("--selector is ignored without Kubernetes API access (kube-state-metrics has no labels)".into());
+    }
+
+    let mut owners = Owners::default();
+    for s in pods.iter().filter(|s| has_owner(label(s, "owner_kind"))) {
+        owners.insert_pod(
+            label(s, "namespace"),
+            label(s, "pod"),
+            label(s, "owner_kind"),
+            label(s, "owner_name"),
+        );
+    }
+    for s in sets.iter().filter(|s| has_owner(label(s, "owner_kind"))) {
+        let (ns, rs) = (label(s, "namespace"), label(s, "replicaset"));
+        owners.insert_replica_set(ns, rs, label(s, "owner_kind"), label(s, "owner_name"));
+    }
+    for s in jobs.iter().filter(|s| has_owner(label(s, "owner_kind"))) {
+        let (ns, job) = (label(s, "namespace"), label(s, "job_name"));
+        owners.insert_job(ns, job, label(s, "owner_kind"), label(s, "owner_name"));
+    }
+    let resolve = |s: &InstantSample| owners.resolve(label(s, "namespace"), label(s, "pod"));
+    let wanted = |k: &WorkloadKey| filter.namespace_allowed(&k.namespace) && filter.kind_allowed(k.kind);
+
+    // Workloads and their containers, in order: app containers, then init containers.
+    let mut containers: BTreeMap<WorkloadKey, BTreeMap<(bool, String), Resources>> = BTreeMap::new();
+    for s in &pods {
+        let key = resolve(s);
+        if wanted(&key) {
+            containers.entry(key).or_default();
+        }
+    }
+    for s in &restarts {
+        if let Some(c) = containers.get_mut(&resolve(s)) {
+            c.entry((false, label(s, "container").to_string())).or_default();
+        }
+    }
+    for (family, init, limits) in RESOURCE_FAMILIES {
+        let (live, last) = (next(), next());
+        // Workloads with a live pod take live pods' values only: older pods may predate a rollout.
+        let live_workloads: BTreeSet<WorkloadKey> = live.iter().map(resolve).collect();
+        let fresh = live
+            .iter()
+            .chain(last.iter().filter(|s| !live_workloads.contains(&resolve(s))));
+        for s in fresh {
+            let Some(c) = containers.get_mut(&resolve(s)) else {
+                continue;
+            };
+            let r = c.entry((init, label(s, "container").to_string())).or_default();
+            let slot = match (label(s, "resource"), limits) {
+                ("cpu", false) => &mut r.cpu_request,
+                ("cpu", true) => &mut r.cpu_limit,
+                ("memory", false) => &mut r.memory_request,
+                ("memory", true) => &mut r.memory_limit,
+                _ => continue,
+            };
+            if s.value.is_finite() && s.value >= 0.0 {
+                *slot = Some(slot.map_or(s.value, |v: f64| v.max(s.value)));
+            } else {
+                warnings.push(format!(
+                    "{family} of {}/{}: value {}",
+                    label(s, "namespace"),
+                    label(s, "pod"),
+                    s.value
+                ));
+            }
+        }
+    }
+
+    let mut replicas: HashMap<WorkloadKey, u32> = HashMap::new();
+    for (_, name_label, kind) in REPLICAS {
+        for s in next() {
+            let key = WorkloadKey::new(label(&s, "namespace"), kind, label(&s, name_label));
+            replicas.insert(key, s.value.max(0.0) as u32);
+        }
+    }
+    let hpas = hpas(std::array::from_fn(|_| next()), &mut warnings);
+
+    let mut workloads: Vec<Workload> = containers
+        .into_iter()
+        .map(|(key, cs)| {
+            let replicas = replicas.get(&key).copied().or(Some(1));
+            let containers = cs
+                .into_iter()
+                .map(|((init, name), mut resources)| {
+                    // Kubernetes defaults a missing request to the limit.
+                    resources.cpu_request = resources.cpu_request.or(resources.cpu_limit);
+                    resources.memory_request = resources.memory_request.or(resources.memory_limit);
+                    ContainerSpec {
+                        name,
+                        role: if init { ContainerRole::Init } else { ContainerRole::App },
+                        resources,
+                    }
+                })
+                .collect();
+            Workload {
+                key,
+                replicas,
+                containers,
+                hpa: None,
+                labels: BTreeMap::new(),
+                annotations: BTreeMap::new(),
+            }
+        })
+        .collect();
+    for (target, hpa) in hpas {
+        match workloads.binary_search_by(|w| w.key.cmp(&target)) {
+            Ok(i) => workloads[i].hpa = Some(hpa),
+            Err(_) if !wanted(&target) => {}
+            Err(_) => warnings.push(format!(
+                "HPA {}/{} targets {target}, which had no pods",
+                target.namespace, hpa.name
+            )),
+        }
+    }
+    let (workloads, skipped) = filter.apply(workloads);
+    Ok(Discovered {
+        workloads,
+        skipped,
+        warnings,
+        ..Discovered::default()
+    })
+}
+
+/// HPAs by the workload they scale, from the six HPA families in `HPA_FAMILIES` order.
+fn hpas(families: [Vec<InstantSample>; 6], warnings: &mut Vec<String>) -> Vec<(WorkloadKey, Hpa)> {
+    let [info, min, max, target, current, desired] = families;
+    let id = |s: &InstantSample| {
+        (
+            label(s, "namespace").to_string(),
+            label(s, "horizontalpodautoscaler").to_string(),
+        )
+    };
+    let mut out: BTreeMap<(String, String), (WorkloadKey, Hpa)> = BTreeMap::new();
+    for s in &max {
+        let (ns, name) = id(s);
+        let found = info.iter().find(|i| id(i) == (ns.clone(), name.clone()));
+        let target = match found.map(|i| (label(i, "scaletargetref_kind"), label(i, "scaletargetref_name"))) {
+            Some((kind, target)) if !target.is_empty() => match WorkloadKind::from_kind(kind) {
+                Some(kind) => WorkloadKey::new(&ns, kind, target),
+                None => continue,
+            },
+            _ => WorkloadKey::new(&ns, WorkloadKind::Deployment, &name),
+        };
+        let hpa = Hpa {
+            name: name.clone(),
+            min_replicas: 1,
+            max_replicas: s.value.max(0.0) as u32,
+            current_replicas: None,
+            desired_replicas: None,
+            metrics: Vec::new(),
+        };
+        out.insert((ns, name), (target, hpa));
+    }
+    if !max.is_empty() && info.is_empty() {
+        warnings.push(
+            "no kube_horizontalpodautoscaler_info series: each HPA is assumed to scale the Deployment of its own name"
+                .into(),
+        );
+    }
+    let value = |s: &InstantSample| s.value.max(0.0) as u32;
+    for s in &min {
+        if let Some((_, h)) = out.get_mut(&id(s)) {
+            h.min_replicas = value(s);
+        }
+    }
+    for s in &current {
+        if let Some((_, h)) = out.get_mut(&id(s)) {
+            h.current_replicas = Some(value(s));
+        }
+    }
+    for s in &desired {
+        if let Some((_, h)) = out.get_mut(&id(s)) {
+            h.desired_replicas = Some(value(s));
+        }
+    }
+    for s in &target {
+        let Some((_, h)) = out.get_mut(&id(s)) else { continue };
+        let resource = label(s, "metric_name").to_string();
+        h.metrics.push(match label(s, "metric_target_type") {
+            "utilization" => HpaMetric::Utilization {
+                resource,
+                target_percent: value(s),
+            },
+            "average" => HpaMetric::AverageValue {
+                resource,
+                value: s.value,
+            },
+            other => HpaMetric::Other(format!("{resource}/{other}")),
+        });
+    }
+    out.into_values().collect()
+}
