@@ -2,10 +2,14 @@
 //! (`kube`), usage history from Prometheus (`prometheus`, `history`) and offline snapshots
 //! (`snapshot`).
 
+pub mod filter;
 pub mod history;
+pub mod ksm;
 pub mod kube;
+pub mod metrics_api;
 pub mod objects;
 pub mod prometheus;
+pub mod promparse;
 pub mod snapshot;
 
 use thiserror::Error;
@@ -27,6 +31,16 @@ pub enum Error {
         url: String,
         status: u16,
         detail: String,
+        query: String,
+    },
+
+    #[error(
+        "prometheus at {url} did not answer within {timeout:?} ({attempts} attempts)\nquery: {query}\nhint: raise --prometheus-timeout, or shorten --history for a slow or overloaded server"
+    )]
+    PrometheusTimeout {
+        url: String,
+        timeout: std::time::Duration,
+        attempts: u32,
         query: String,
     },
 
@@ -94,6 +108,7 @@ impl Error {
                 source.is_timeout() || source.is_connect() || source.is_request() || source.is_body()
             }
             Error::PrometheusStatus { status, .. } => *status == 429 || *status >= 500,
+            Error::PrometheusTimeout { .. } => true,
             _ => false,
         }
     }

@@ -1,20 +1,27 @@
-//! The Prometheus HTTP API client (`/api/v1/query`, `/api/v1/query_range`): auth headers,
-//! timeouts, retries with backoff on 5xx/429/timeouts, bounded concurrency, and a strict
-//! parser that turns malformed answers, `NaN`s and partial data into clear errors or warnings.
-//! Works with anything that speaks the Prometheus API (Prometheus, Thanos, Mimir,
-//! VictoriaMetrics).
+//! The Prometheus HTTP API client (`/api/v1/query`, `/api/v1/query_range`), the only code that
+//! talks to Prometheus: auth (bearer token, basic auth, extra headers such as `X-Scope-OrgID`),
+//! TLS (a CA bundle added to the system roots, or no verification when asked), timeouts,
+//! retries with exponential backoff on timeouts, connection errors, 5xx, 429 (honouring
+//! `Retry-After`) and torn or malformed answers, and bounded concurrency. Answers are parsed as
+//! they arrive (`promparse`) on a blocking thread fed by the body stream, into a sink the
+//! caller chooses, so the client never holds a whole answer. Partial-data `warnings`, `NaN`s
+//! and unparsable points are counted and reported, not fatal. Works with anything that speaks
+//! the Prometheus API (Prometheus, Thanos, Mimir, VictoriaMetrics).
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
-use serde::Deserialize;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, mpsc};
 use url::Url;
 
+use self::transport::{ChannelReader, Failure, backoff, basic_auth_value, retry_after};
 use super::Error;
+pub use super::promparse::{Labels, Parsed, SeriesSink};
+
+mod transport;
 
 /// How to reach Prometheus. Built once by `Settings`.
 #[derive(Debug, Clone)]
@@ -31,6 +38,8 @@ pub struct PromConfig {
     pub ca_file: Option<std::path::PathBuf>,
     /// Accept any server certificate (off by default; for test clusters only).
     pub insecure_skip_tls_verify: bool,
+    /// First retry delay; it doubles per attempt up to 16x.
+    pub backoff: Duration,
 }
 
 impl PromConfig {
@@ -47,6 +56,8 @@ impl PromConfig {
             concurrency: 4,
             ca_file: None,
             insecure_skip_tls_verify: false,
+            // 0.5 s, 1 s, 2 s: rides out a Prometheus restart or a rolling Thanos querier.
+            backoff: Duration::from_millis(500),
         }
     }
 }
@@ -54,9 +65,16 @@ impl PromConfig {
 /// Query counters, reported by benchmarks and logs.
 #[derive(Debug, Default)]
 pub struct PromStats {
+    /// Queries asked (a retried query counts once).
     pub queries: AtomicU64,
+    /// Extra attempts after a failure.
     pub retries: AtomicU64,
+    /// Answer bytes read.
     pub bytes: AtomicU64,
+    /// Points parsed and handed to a sink.
+    pub samples: AtomicU64,
+    /// `NaN`/infinite points and points that were not numbers, skipped.
+    pub skipped: AtomicU64,
 }
 
 #[derive(Clone)]
@@ -64,14 +82,17 @@ pub struct PromClient {
     http: reqwest::Client,
     base: Url,
     retries: u32,
+    backoff: Duration,
+    timeout: Duration,
     permits: Arc<Semaphore>,
     stats: Arc<PromStats>,
+    warnings: Arc<Mutex<Vec<String>>>,
 }
 
 /// One series of an instant vector.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InstantSample {
-    pub labels: BTreeMap<String, String>,
+    pub labels: Labels,
     pub timestamp: f64,
     pub value: f64,
 }
@@ -79,50 +100,26 @@ pub struct InstantSample {
 /// One series of a range matrix.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RangeSeries {
-    pub labels: BTreeMap<String, String>,
+    pub labels: Labels,
     pub values: Vec<(i64, f64)>,
 }
 
-#[derive(Deserialize)]
-struct Envelope {
-    status: String,
-    data: Option<Data>,
-    #[serde(rename = "errorType")]
-    error_type: Option<String>,
-    error: Option<String>,
-    #[serde(default)]
-    warnings: Vec<String>,
-}
+/// A sink that keeps every series: for small answers (owners, HPA) and tests.
+#[derive(Debug, Default)]
+pub struct CollectSeries(pub Vec<RangeSeries>);
 
-#[derive(Deserialize)]
-#[serde(tag = "resultType", content = "result", rename_all = "lowercase")]
-enum Data {
-    Vector(Vec<VectorItem>),
-    Matrix(Vec<MatrixItem>),
-    Scalar(serde::de::IgnoredAny),
-    String(serde::de::IgnoredAny),
-}
+impl SeriesSink for CollectSeries {
+    fn series(&mut self, labels: &Labels) {
+        self.0.push(RangeSeries {
+            labels: labels.clone(),
+            values: Vec::new(),
+        });
+    }
 
-#[derive(Deserialize)]
-struct VectorItem {
-    metric: BTreeMap<String, String>,
-    value: (f64, String),
-}
-
-#[derive(Deserialize)]
-struct MatrixItem {
-    metric: BTreeMap<String, String>,
-    #[serde(default)]
-    values: Vec<(f64, String)>,
-}
-
-/// Prometheus writes sample values as strings, `NaN` and `+Inf` included.
-fn parse_value(s: &str) -> Option<f64> {
-    match s {
-        "NaN" => Some(f64::NAN),
-        "+Inf" | "Inf" => Some(f64::INFINITY),
-        "-Inf" => Some(f64::NEG_INFINITY),
-        _ => s.parse().ok(),
+    fn sample(&mut self, t: f64, v: f64) {
+        if let Some(s) = self.0.last_mut() {
+            s.values.push((t.round() as i64, v));
+        }
     }
 }
 
@@ -149,10 +146,27 @@ impl PromClient {
             v.set_sensitive(true);
             headers.insert(AUTHORIZATION, v);
         }
-        let builder = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .default_headers(headers)
             .timeout(cfg.timeout)
             .user_agent(concat!("rightsizer/", env!("CARGO_PKG_VERSION")));
+        if let Some(path) = &cfg.ca_file {
+            let pem = std::fs::read(path)
+                .map_err(|e| Error::Config(format!("cannot read the prometheus CA bundle {}: {e}", path.display())))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| Error::Config(format!("the prometheus CA bundle {} is not PEM: {e}", path.display())))?;
+            if certs.is_empty() {
+                return Err(Error::Config(format!(
+                    "the prometheus CA bundle {} holds no certificate",
+                    path.display()
+                )));
+            }
+            builder = builder.tls_certs_merge(certs);
+        }
+        if cfg.insecure_skip_tls_verify {
+            tracing::warn!("prometheus TLS certificates are not verified (insecure-skip-tls-verify)");
+            builder = builder.tls_danger_accept_invalid_certs(true);
+        }
         let http = builder
             .build()
             .map_err(|e| Error::Config(format!("cannot build the prometheus http client: {e}")))?;
@@ -164,8 +178,11 @@ impl PromClient {
             http,
             base,
             retries: cfg.retries,
+            backoff: cfg.backoff,
+            timeout: cfg.timeout,
             permits: Arc::new(Semaphore::new(cfg.concurrency.max(1))),
             stats: Arc::new(PromStats::default()),
+            warnings: Arc::new(Mutex::new(Vec::new())),
         })
     }
 
@@ -177,179 +194,262 @@ impl PromClient {
         &self.base
     }
 
+    /// Everything worth telling the user about the answers so far: partial-data warnings from
+    /// the server, skipped points, missing exporters. Each message once, in order.
+    pub fn warnings(&self) -> Vec<String> {
+        self.warnings.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Records a warning (logged once, kept for `warnings`).
+    pub fn warn(&self, message: String) {
+        let mut w = self.warnings.lock().unwrap_or_else(|e| e.into_inner());
+        if !w.contains(&message) {
+            tracing::warn!("{message}");
+            w.push(message);
+        }
+    }
+
     /// Instant query evaluated at `time` (unix seconds). The time is always explicit: without
     /// it Prometheus evaluates at "now" and returns nothing once the newest sample is over
     /// five minutes old.
     pub async fn query(&self, promql: &str, time: i64) -> Result<Vec<InstantSample>, Error> {
-        let params = [("query", promql.to_string()), ("time", time.to_string())];
-        match self.call("api/v1/query", &params, promql).await? {
-            Data::Vector(items) => items
-                .into_iter()
-                .map(|item| {
-                    let value = parse_value(&item.value.1).ok_or_else(|| {
-                        Error::malformed(promql, format!("sample value {:?} is not a number", item.value.1))
-                    })?;
-                    Ok(InstantSample {
-                        labels: item.metric,
-                        timestamp: item.value.0,
-                        value,
-                    })
+        let series = self.query_into(promql, time, CollectSeries::default).await?.0;
+        Ok(series
+            .into_iter()
+            .filter_map(|s| {
+                let (t, v) = *s.values.first()?;
+                Some(InstantSample {
+                    labels: s.labels,
+                    timestamp: t as f64,
+                    value: v,
                 })
-                .collect(),
-            Data::Scalar(_) | Data::String(_) | Data::Matrix(_) => {
-                Err(Error::malformed(promql, "expected an instant vector".into()))
-            }
-        }
+            })
+            .collect())
     }
 
     /// Range query over `[start, end]` at `step` seconds.
     pub async fn query_range(&self, promql: &str, start: i64, end: i64, step: i64) -> Result<Vec<RangeSeries>, Error> {
+        Ok(self
+            .query_range_into(promql, start, end, step, CollectSeries::default)
+            .await?
+            .0)
+    }
+
+    /// Instant query whose answer is streamed into a sink made by `sink` (a fresh one per
+    /// attempt, so a torn answer that is retried never counts twice).
+    pub async fn query_into<S, F>(&self, promql: &str, time: i64, sink: F) -> Result<S, Error>
+    where
+        S: SeriesSink + Send + 'static,
+        F: Fn() -> S,
+    {
+        let params = [("query", promql.to_string()), ("time", time.to_string())];
+        self.call("api/v1/query", &params, promql, "vector", sink).await
+    }
+
+    /// Range query over `[start, end]` at `step` seconds, streamed into a sink (see `query_into`).
+    pub async fn query_range_into<S, F>(
+        &self,
+        promql: &str,
+        start: i64,
+        end: i64,
+        step: i64,
+        sink: F,
+    ) -> Result<S, Error>
+    where
+        S: SeriesSink + Send + 'static,
+        F: Fn() -> S,
+    {
         let params = [
             ("query", promql.to_string()),
             ("start", start.to_string()),
             ("end", end.to_string()),
             ("step", step.to_string()),
         ];
-        match self.call("api/v1/query_range", &params, promql).await? {
-            Data::Matrix(items) => items
-                .into_iter()
-                .map(|item| {
-                    let values = item
-                        .values
-                        .into_iter()
-                        .map(|(t, v)| {
-                            parse_value(&v)
-                                .map(|v| (t as i64, v))
-                                .ok_or_else(|| Error::malformed(promql, format!("sample value {v:?} is not a number")))
-                        })
-                        .collect::<Result<_, _>>()?;
-                    Ok(RangeSeries {
-                        labels: item.metric,
-                        values,
-                    })
-                })
-                .collect(),
-            _ => Err(Error::malformed(promql, "expected a range matrix".into())),
-        }
+        self.call("api/v1/query_range", &params, promql, "matrix", sink).await
     }
 
-    async fn call(&self, path: &str, params: &[(&str, String)], promql: &str) -> Result<Data, Error> {
+    async fn call<S, F>(
+        &self,
+        path: &str,
+        params: &[(&str, String)],
+        promql: &str,
+        expect: &str,
+        make: F,
+    ) -> Result<S, Error>
+    where
+        S: SeriesSink + Send + 'static,
+        F: Fn() -> S,
+    {
         let url = self
             .base
             .join(path)
             .map_err(|e| Error::Config(format!("bad prometheus url: {e}")))?;
         let _permit = self.permits.acquire().await.expect("semaphore never closed");
+        self.stats.queries.fetch_add(1, Ordering::Relaxed);
         let mut attempt = 0;
         loop {
-            self.stats.queries.fetch_add(1, Ordering::Relaxed);
-            let outcome = self.once(&url, params, promql).await;
-            match outcome {
-                Err(e) if e.is_retryable() && attempt < self.retries => {
+            match self.once(&url, params, promql, make()).await {
+                Ok((sink, parsed)) => return self.finish(sink, parsed, promql, expect),
+                Err(f) if f.retryable && attempt < self.retries => {
                     attempt += 1;
                     self.stats.retries.fetch_add(1, Ordering::Relaxed);
-                    // Exponential backoff: 0.5 s, 1 s, 2 s, ... capped at 8 s.
-                    let delay = Duration::from_millis(500 * (1 << (attempt - 1).min(4)));
-                    tracing::warn!(error = %e, attempt, delay_ms = delay.as_millis() as u64, "retrying prometheus query");
+                    let delay = backoff(self.backoff, attempt, f.retry_after);
+                    tracing::warn!(error = %f.error, attempt, delay_ms = delay.as_millis() as u64, "retrying prometheus query");
                     tokio::time::sleep(delay).await;
                 }
-                other => return other,
+                Err(f) if f.timed_out => {
+                    return Err(Error::PrometheusTimeout {
+                        url: self.base.to_string(),
+                        timeout: self.timeout,
+                        attempts: attempt + 1,
+                        query: promql.to_string(),
+                    });
+                }
+                Err(f) => return Err(f.error),
             }
         }
     }
 
-    async fn once(&self, url: &Url, params: &[(&str, String)], promql: &str) -> Result<Data, Error> {
-        let response = self
+    fn finish<S>(&self, sink: S, parsed: Parsed, promql: &str, expect: &str) -> Result<S, Error> {
+        if parsed.status != "success" {
+            return Err(Error::PrometheusQuery {
+                error_type: parsed.error_type.unwrap_or_default(),
+                error: parsed.error.unwrap_or_else(|| format!("status {:?}", parsed.status)),
+                query: promql.to_string(),
+            });
+        }
+        if parsed.result_type != expect {
+            let got = if parsed.result_type.is_empty() {
+                "no data".to_string()
+            } else {
+                format!("a {}", parsed.result_type)
+            };
+            return Err(Error::malformed(promql, format!("expected a {expect}, got {got}")));
+        }
+        for warning in &parsed.warnings {
+            self.warn(format!("prometheus returned partial data: {warning} (query: {promql})"));
+        }
+        for info in &parsed.infos {
+            tracing::info!(query = promql, info = %info, "prometheus annotation");
+        }
+        self.stats.samples.fetch_add(parsed.samples, Ordering::Relaxed);
+        let skipped = parsed.non_finite + parsed.bad_values;
+        self.stats.skipped.fetch_add(skipped, Ordering::Relaxed);
+        if skipped > 0 || parsed.bad_series > 0 {
+            tracing::debug!(
+                query = promql,
+                non_finite = parsed.non_finite,
+                bad_values = parsed.bad_values,
+                bad_series = parsed.bad_series,
+                "skipped points"
+            );
+        }
+        Ok(sink)
+    }
+
+    fn unreachable(&self, source: reqwest::Error) -> Failure {
+        let timed_out = source.is_timeout();
+        let retryable = timed_out || source.is_connect() || source.is_request() || source.is_body();
+        Failure {
+            error: Error::PrometheusUnreachable {
+                url: self.base.to_string(),
+                source,
+            },
+            retryable,
+            retry_after: None,
+            timed_out,
+        }
+    }
+
+    async fn once<S: SeriesSink + Send + 'static>(
+        &self,
+        url: &Url,
+        params: &[(&str, String)],
+        promql: &str,
+        sink: S,
+    ) -> Result<(S, Parsed), Failure> {
+        let mut response = self
             .http
             .post(url.clone())
             .form(params)
             .send()
             .await
-            .map_err(|source| Error::PrometheusUnreachable {
-                url: self.base.to_string(),
-                source,
-            })?;
+            .map_err(|e| self.unreachable(e))?;
         let status = response.status();
-        let body = response.bytes().await.map_err(|source| Error::PrometheusUnreachable {
-            url: self.base.to_string(),
-            source,
-        })?;
-        self.stats.bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
-        let envelope: Option<Envelope> = serde_json::from_slice(&body).ok();
         if !status.is_success() {
-            let detail = envelope
-                .as_ref()
-                .and_then(|e| e.error.clone())
-                .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned());
-            return Err(Error::PrometheusStatus {
+            let wait = retry_after(response.headers());
+            // An error body is small; read at most 64 KiB of it.
+            let mut body = Vec::new();
+            while body.len() < 1 << 16 {
+                match response.chunk().await {
+                    Ok(Some(c)) => body.extend_from_slice(&c),
+                    _ => break,
+                }
+            }
+            self.stats.bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
+            let mut ignore = CollectSeries::default();
+            let detail = super::promparse::parse_slice(&body, &mut ignore)
+                .ok()
+                .and_then(|p| p.error)
+                .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(300)]).trim().to_string());
+            let error = Error::PrometheusStatus {
                 url: self.base.to_string(),
                 status: status.as_u16(),
                 detail,
                 query: promql.to_string(),
+            };
+            let retryable = error.is_retryable();
+            return Err(Failure {
+                error,
+                retryable,
+                retry_after: wait,
+                timed_out: false,
             });
         }
-        let envelope = envelope.ok_or_else(|| {
-            let head = String::from_utf8_lossy(&body[..body.len().min(120)]).into_owned();
-            Error::malformed(
-                promql,
-                format!("the answer is not Prometheus API JSON (starts with {head:?})"),
-            )
-        })?;
-        if envelope.status != "success" {
-            return Err(Error::PrometheusQuery {
-                error_type: envelope.error_type.unwrap_or_default(),
-                error: envelope.error.unwrap_or_default(),
-                query: promql.to_string(),
-            });
-        }
-        for warning in &envelope.warnings {
-            tracing::warn!(query = promql, warning = %warning, "prometheus returned partial data");
-        }
-        envelope
-            .data
-            .ok_or_else(|| Error::malformed(promql, "success without data".into()))
-    }
-}
-
-fn basic_auth_value(user: &str, pass: &str) -> String {
-    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let input = format!("{user}:{pass}");
-    let bytes = input.as_bytes();
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4 + 6);
-    out.push_str("Basic ");
-    for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(TABLE[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
+        // The parser runs on a blocking thread, reading the body as the chunks arrive.
+        let (tx, rx) = mpsc::channel(16);
+        let parser = tokio::task::spawn_blocking(move || {
+            let mut sink = sink;
+            let reader = ChannelReader { rx, cur: None, pos: 0 };
+            let parsed = super::promparse::parse_reader(io::BufReader::with_capacity(1 << 16, reader), &mut sink);
+            (sink, parsed)
+        });
+        let mut head = Vec::new();
+        let mut body_error = None;
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    self.stats.bytes.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                    if head.len() < 120 {
+                        head.extend_from_slice(&chunk[..chunk.len().min(120 - head.len())]);
+                    }
+                    if tx.send(Ok(chunk)).await.is_err() {
+                        break; // the parser gave up: its error says why
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    let _ = tx.send(Err(io::Error::other("the answer was cut off"))).await;
+                    body_error = Some(e);
+                    break;
+                }
             }
         }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_prometheus_value_strings() {
-        assert_eq!(parse_value("1.5"), Some(1.5));
-        assert!(parse_value("NaN").unwrap().is_nan());
-        assert_eq!(parse_value("+Inf"), Some(f64::INFINITY));
-        assert_eq!(parse_value("-Inf"), Some(f64::NEG_INFINITY));
-        assert_eq!(parse_value("1e3"), Some(1000.0));
-        assert_eq!(parse_value("x"), None);
-    }
-
-    #[test]
-    fn encodes_basic_auth() {
-        assert_eq!(
-            basic_auth_value("Aladdin", "open sesame"),
-            "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ=="
-        );
-        assert_eq!(basic_auth_value("a", "b"), "Basic YTpi");
+        drop(tx);
+        let (sink, parsed) = parser.await.expect("the prometheus answer parser panicked");
+        if let Some(e) = body_error {
+            return Err(self.unreachable(e));
+        }
+        match parsed {
+            Ok(parsed) => Ok((sink, parsed)),
+            Err(e) => {
+                let head = String::from_utf8_lossy(&head).into_owned();
+                // A torn or garbled answer is often a proxy or a restart: worth another try.
+                Err(Failure::transient(Error::malformed(
+                    promql,
+                    format!("the answer is not Prometheus API JSON ({e}; it starts with {head:?})"),
+                )))
+            }
+        }
     }
 }

@@ -7,6 +7,7 @@
 //! rightsizer's answers with, and the `UsageSet` of the offline demo snapshot. Nothing is
 //! random at run time: the same spec gives the same bytes on every run and platform.
 
+mod events;
 mod ksm;
 mod objects;
 mod openmetrics;
@@ -19,6 +20,7 @@ mod truth;
 #[cfg(test)]
 mod tests;
 
+pub use events::{TruthWorkload, day_of};
 pub use objects::{Objects, rfc3339};
 pub use openmetrics::{KSM_INSTANCE, WriteStats};
 pub use patterns::Load;

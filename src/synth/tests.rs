@@ -309,6 +309,34 @@ fn usage_matches_truth() {
     let c = demo(24);
     let u = c.usage(TRUTH_STEP);
     assert_eq!(u.step, TRUTH_STEP);
+    for (k, t) in &c.truth.workloads {
+        let Some(wu) = u.workloads.get(k) else {
+            assert_eq!((t.steps, t.hpa_seconds), (0, 0), "{k}");
+            continue;
+        };
+        assert_eq!(wu.total_cpu.count(), t.steps, "{k}");
+        assert_eq!(
+            wu.replicas.max(),
+            (t.steps > 0).then_some(f64::from(t.replicas_max)),
+            "{k}"
+        );
+        assert_eq!(
+            (wu.hpa_seconds, wu.hpa_at_max_seconds),
+            (t.hpa_seconds, t.hpa_at_max_seconds)
+        );
+    }
+    // The HPA of `api` follows a 70 % diurnal swing, so it spends time at both ends.
+    let api = &c.truth.workloads[&WorkloadKey::new("shop", WorkloadKind::Deployment, "api")];
+    assert!(api.replicas_max > api.replicas_min && api.hpa_seconds > 0, "{api:?}");
+    // Every day of the window has a peak; the leaking worker restarts after OOM kills.
+    let worker = &c.truth.containers[&key("shop", WorkloadKind::Deployment, "worker", "app")];
+    assert_eq!(worker.memory_daily_peaks.len(), 2, "{worker:?}");
+    assert!(worker.oom_kills > 0 && worker.restarts >= worker.oom_kills);
+    let checkout = &c.truth.containers[&key("shop", WorkloadKind::Deployment, "checkout", "app")];
+    assert!(
+        checkout.cfs_throttled_periods > 0.05 * checkout.cfs_periods,
+        "{checkout:?}"
+    );
     for (k, t) in &c.truth.containers {
         let Some(cu) = u.containers.get(k) else {
             assert_eq!(t.pods, 0, "{k} has history but no usage");
@@ -317,6 +345,16 @@ fn usage_matches_truth() {
         assert_eq!(cu.cpu.count(), t.cpu_rate_samples, "{k}");
         assert_eq!(cu.memory_peak, Some(t.memory_peak));
         assert_eq!(cu.pods, t.pods);
+        assert_eq!(
+            (cu.restarts, cu.oom_kills, cu.last_oom),
+            (t.restarts, t.oom_kills, t.last_oom),
+            "{k}"
+        );
+        assert_eq!(cu.memory_daily_peaks, t.memory_daily_peaks, "{k}");
+        assert_eq!(
+            (cu.cfs_periods, cu.cfs_throttled_periods),
+            (t.cfs_periods, t.cfs_throttled_periods)
+        );
         if t.cpu_rate_samples > 0 {
             let p95 = cu.cpu.quantile(0.95).unwrap();
             assert!(

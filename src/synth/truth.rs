@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, VecDeque};
 use crate::model::{ContainerKey, ContainerUsage, Resources, Sketch, UsageSet, WorkloadKey};
 
 use super::Cluster;
+use super::events::{Frame, SeriesEvents, TruthWorkload, WorkloadSteps, hpa_seconds};
 use super::patterns::{ContainerSim, Sample};
 use super::plan::WorkloadPlan;
 use super::spec::{ClusterSpec, WorkloadSpec};
@@ -47,17 +48,29 @@ pub struct TruthContainer {
     pub cpu_max: f64,
     /// Maximum working set over all pods and the window, bytes.
     pub memory_peak: f64,
-    /// OOM kills inside the window, all pods.
+    /// OOM kills inside the window, all pods (as the OOM query sees them, see `events.rs`).
     pub oom_kills: u32,
-    /// Distinct pods with at least one sample in the window.
+    /// Distinct pods with at least one CPU rate point in the window.
     pub pods: u32,
     /// Requests and limits of the current spec.
     pub requests: Resources,
+    /// Restarts inside the window, all pods (OOM kills included), as the restart-delta query
+    /// sees them (`events.rs`); the time of the last OOM kill's evaluation step.
+    pub restarts: u32,
+    pub last_oom: Option<i64>,
+    /// `increase()` of the CFS period counters over the window, summed over pods (0 without
+    /// a CPU limit).
+    pub cfs_periods: f64,
+    pub cfs_throttled_periods: f64,
+    /// Peak working set per UTC day (day midnight -> bytes).
+    pub memory_daily_peaks: BTreeMap<i64, f64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct GroundTruth {
     pub containers: BTreeMap<ContainerKey, TruthContainer>,
+    /// Workload-level truth (total CPU per step, replicas, HPA at max).
+    pub workloads: BTreeMap<WorkloadKey, TruthWorkload>,
 }
 
 /// Prometheus 2.42 `extrapolatedRate` for a counter, as a per-second rate. `samples` are the
@@ -185,25 +198,26 @@ pub fn each_sample(
     }
 }
 
-/// Per-container pooled CPU rates, memory peak and counts of one workload.
+/// Per-container pooled CPU rates, memory peaks, events and counts of one workload.
 struct Acc {
     rates: Vec<f64>,
     sketch: Sketch,
     usage: ContainerUsage,
-    oom: u32,
     pods: u32,
+}
+
+/// One workload's accumulation: per container, per step, HPA seconds, and the final samples.
+struct WorkloadAcc {
+    containers: Vec<Acc>,
+    steps: WorkloadSteps,
+    hpa: (i64, i64),
+    finals: Finals,
 }
 
 /// The last sample of each container of the pods alive at `end`: (pod, container, sample).
 pub type Finals = Vec<(usize, usize, Sample)>;
 
-fn accumulate(
-    spec: &ClusterSpec,
-    w: &WorkloadSpec,
-    wp: &WorkloadPlan,
-    eval_step: i64,
-    exact: bool,
-) -> (Vec<Acc>, Finals) {
+fn accumulate(spec: &ClusterSpec, w: &WorkloadSpec, wp: &WorkloadPlan, eval_step: i64, exact: bool) -> WorkloadAcc {
     let mut finals = Vec::new();
     let mut acc: Vec<Acc> = w
         .containers
@@ -212,38 +226,53 @@ fn accumulate(
             rates: Vec::new(),
             sketch: Sketch::new(),
             usage: ContainerUsage::default(),
-            oom: 0,
             pods: 0,
         })
         .collect();
     let first_eval = eval_start(spec.start(), eval_step);
-    let mut eval: Option<RateEval> = None;
+    let frame = Frame::new(spec, eval_step, first_eval);
+    let mut steps = WorkloadSteps::default();
+    let mut eval: Option<(RateEval, SeriesEvents, bool)> = None;
     each_sample(spec, w, wp, |pi, ci, s, last| {
         let a = &mut acc[ci];
-        let ev = eval.get_or_insert_with(|| {
-            a.pods += 1;
-            RateEval::new(first_eval, eval_step, spec.end)
+        let (ev, events, counted) = eval.get_or_insert_with(|| {
+            (
+                RateEval::new(first_eval, eval_step, spec.end),
+                SeriesEvents::new(s),
+                false,
+            )
         });
+        events.push(&frame, s, w.containers[ci].cpu_limit.is_some(), &mut a.usage);
         let mut sink = |t: i64, r: f64| {
+            // A pod counts once it has a rate point: what the CPU query can see.
+            if !*counted {
+                *counted = true;
+                a.pods += 1;
+            }
             if exact {
                 a.rates.push(r);
             } else {
                 a.sketch.add(r);
             }
             a.usage.saw(t);
+            steps.add(t, ci, r);
         };
         ev.push(s.t, s.cpu_us as f64 / 1e6, &mut sink);
         if last {
             ev.finish(&mut sink);
+            events.finish(&frame, &mut a.usage);
             eval = None;
             if wp.pods[pi].deleted.is_none() {
                 finals.push((pi, ci, *s));
             }
         }
-        a.usage.observe_memory(s.working_set as f64);
-        a.oom += u32::from(s.oom_now);
     });
-    (acc, finals)
+    WorkloadAcc {
+        containers: acc,
+        steps,
+        hpa: hpa_seconds(spec, w, wp, &frame),
+        finals,
+    }
 }
 
 /// Runs `f` on every index on all cores, results in index order (deterministic).
@@ -300,15 +329,23 @@ pub fn ground_truth(spec: &ClusterSpec, plans: &[WorkloadPlan]) -> (GroundTruth,
         accumulate(spec, &spec.workloads[i], &plans[i], TRUTH_STEP, exact)
     });
     let mut containers = BTreeMap::new();
+    let mut workloads = BTreeMap::new();
     let mut finals = Vec::with_capacity(per.len());
-    for (w, (accs, fin)) in spec.workloads.iter().zip(per) {
-        finals.push(fin);
-        for (c, mut a) in w.containers.iter().zip(accs) {
+    for (w, wa) in spec.workloads.iter().zip(per) {
+        finals.push(wa.finals);
+        workloads.insert(workload_key(w), wa.steps.truth(wa.hpa));
+        for (c, mut a) in w.containers.iter().zip(wa.containers) {
+            let u = &a.usage;
             let mut t = TruthContainer {
-                memory_peak: a.usage.memory_peak.unwrap_or(0.0),
-                oom_kills: a.oom,
+                memory_peak: u.memory_peak.unwrap_or(0.0),
+                oom_kills: u.oom_kills,
                 pods: a.pods,
                 requests: resources(c),
+                restarts: u.restarts,
+                last_oom: u.last_oom,
+                cfs_periods: u.cfs_periods,
+                cfs_throttled_periods: u.cfs_throttled_periods,
+                memory_daily_peaks: u.memory_daily_peaks.clone(),
                 ..Default::default()
             };
             if exact {
@@ -328,22 +365,29 @@ pub fn ground_truth(spec: &ClusterSpec, plans: &[WorkloadPlan]) -> (GroundTruth,
             containers.insert(ContainerKey::new(workload_key(w), &c.name), t);
         }
     }
-    (GroundTruth { containers }, finals)
+    (GroundTruth { containers, workloads }, finals)
 }
 
 impl Cluster {
     /// The `UsageSet` rightsizer would build from this history with a `query_range` step of
     /// `eval_step`: per top-owner workload x container, the pooled `Sketch` of 5-minute CPU
-    /// rates, the peak working set, the number of pods with samples, and first/last seen =
-    /// the first and last evaluation time with a rate point.
+    /// rates, the peak and daily peaks of the working set, restarts, OOM kills, CFS counters,
+    /// the number of pods with samples, and first/last seen = the first and last evaluation
+    /// time with a rate point; per workload, the total CPU and replica sketches and HPA
+    /// seconds (see `events.rs` for how each is counted).
     pub fn usage(&self, eval_step: i64) -> UsageSet {
         let spec = &self.spec;
         let per = par_map(spec.workloads.len(), |i| {
             accumulate(spec, &spec.workloads[i], &self.plans[i], eval_step, false)
         });
         let mut containers = BTreeMap::new();
-        for (w, (accs, _)) in spec.workloads.iter().zip(per) {
-            for (c, a) in w.containers.iter().zip(accs) {
+        let mut workloads = BTreeMap::new();
+        for (w, wa) in spec.workloads.iter().zip(per) {
+            let wu = wa.steps.usage(wa.hpa);
+            if !wu.total_cpu.is_empty() || wu.hpa_seconds > 0 {
+                workloads.insert(workload_key(w), wu);
+            }
+            for (c, a) in w.containers.iter().zip(wa.containers) {
                 let mut u = a.usage;
                 u.cpu = a.sketch;
                 u.pods = a.pods;
@@ -357,7 +401,7 @@ impl Cluster {
             end: spec.end,
             step: eval_step,
             containers,
-            workloads: Default::default(),
+            workloads,
         }
     }
 }

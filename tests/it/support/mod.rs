@@ -1,4 +1,5 @@
 //! Test support: the fake Kubernetes API server and the real Prometheus/Pushgateway servers.
 
 pub mod fake_api;
+pub mod proxy;
 pub mod servers;

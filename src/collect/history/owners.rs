@@ -1,0 +1,94 @@
+//! Pod ownership as kube-state-metrics recorded it over the window (`kube_pod_owner`,
+//! `kube_replicaset_owner`, `kube_job_owner`), plus live pods the Kubernetes API adds: how the
+//! query plan maps each `(namespace, pod)` series to the workload that owned it, in Rust, so
+//! no query is ever written per workload.
+
+use std::collections::HashMap;
+
+use crate::model::{WorkloadKey, WorkloadKind};
+
+/// Who owned each pod and each ReplicaSet/Job, as kube-state-metrics recorded it over the
+/// window, so pods deleted long ago still count for their workload.
+#[derive(Debug, Default, Clone)]
+pub struct Owners {
+    /// Number of `kube_pod_owner` series read: 0 means kube-state-metrics is not scraped.
+    pub(super) ksm_pods: usize,
+    pods: HashMap<(String, String), (String, String)>,
+    replica_sets: HashMap<(String, String), (String, String)>,
+    jobs: HashMap<(String, String), (String, String)>,
+}
+
+impl Owners {
+    pub fn insert_pod(&mut self, ns: &str, pod: &str, kind: &str, name: &str) {
+        self.pods.insert((ns.into(), pod.into()), (kind.into(), name.into()));
+    }
+
+    pub fn insert_replica_set(&mut self, ns: &str, rs: &str, kind: &str, name: &str) {
+        self.replica_sets
+            .insert((ns.into(), rs.into()), (kind.into(), name.into()));
+    }
+
+    pub fn insert_job(&mut self, ns: &str, job: &str, kind: &str, name: &str) {
+        self.jobs.insert((ns.into(), job.into()), (kind.into(), name.into()));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pods.is_empty()
+    }
+
+    /// Whether the owners came (at least in part) from kube-state-metrics series.
+    pub fn has_kube_state_metrics(&self) -> bool {
+        self.ksm_pods > 0
+    }
+
+    /// The top owner of a pod: pod -> ReplicaSet -> Deployment, pod -> Job -> CronJob,
+    /// StatefulSet and DaemonSet directly. A pod with no known controller is its own workload.
+    pub fn resolve(&self, ns: &str, pod: &str) -> WorkloadKey {
+        let key = (ns.to_string(), pod.to_string());
+        let Some((kind, name)) = self.pods.get(&key) else {
+            return WorkloadKey::new(ns, WorkloadKind::Pod, pod);
+        };
+        let lookup =
+            |map: &HashMap<(String, String), (String, String)>| map.get(&(ns.to_string(), name.clone())).cloned();
+        let (kind, name) = match kind.as_str() {
+            "ReplicaSet" => lookup(&self.replica_sets).unwrap_or_else(|| (kind.clone(), name.clone())),
+            "Job" => lookup(&self.jobs).unwrap_or_else(|| (kind.clone(), name.clone())),
+            _ => (kind.clone(), name.clone()),
+        };
+        match WorkloadKind::from_kind(&kind) {
+            Some(kind) => WorkloadKey::new(ns, kind, name),
+            // A bare Job, or a controller we do not size (bare ReplicaSet, Node for static
+            // pods, an operator's CRD): the pod stands alone.
+            None if kind == "Job" => WorkloadKey::new(ns, WorkloadKind::Job, name),
+            None => WorkloadKey::new(ns, WorkloadKind::Pod, pod),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolves_owner_chains() {
+        let mut o = Owners::default();
+        o.insert_pod("shop", "web-abc-1", "ReplicaSet", "web-abc");
+        o.insert_replica_set("shop", "web-abc", "Deployment", "web");
+        o.insert_pod("shop", "nightly-29000-x", "Job", "nightly-29000");
+        o.insert_job("shop", "nightly-29000", "CronJob", "nightly");
+        o.insert_pod("shop", "once-q", "Job", "once");
+        o.insert_pod("shop", "db-0", "StatefulSet", "db");
+        o.insert_pod("kube-system", "etcd-node1", "Node", "node1");
+        let cases = [
+            ("web-abc-1", WorkloadKind::Deployment, "web"),
+            ("nightly-29000-x", WorkloadKind::CronJob, "nightly"),
+            ("once-q", WorkloadKind::Job, "once"),
+            ("db-0", WorkloadKind::StatefulSet, "db"),
+            ("stray", WorkloadKind::Pod, "stray"),
+        ];
+        for (pod, kind, name) in cases {
+            assert_eq!(o.resolve("shop", pod), WorkloadKey::new("shop", kind, name), "{pod}");
+        }
+        assert_eq!(o.resolve("kube-system", "etcd-node1").kind, WorkloadKind::Pod);
+    }
+}

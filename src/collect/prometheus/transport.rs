@@ -1,0 +1,139 @@
+//! The HTTP-level pieces of the Prometheus client: the retry policy (exponential backoff,
+//! `Retry-After`), the outcome of one failed attempt, the blocking reader that feeds the
+//! streaming parser from the async body, and the basic-auth header.
+
+use std::io::{self, Read};
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+use tokio::sync::mpsc;
+
+use crate::collect::Error;
+
+/// Cap on a server's `Retry-After`: a longer wait is better reported than slept through.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+pub(super) fn backoff(base: Duration, attempt: u32, retry_after: Option<Duration>) -> Duration {
+    let exp = base * (1u32 << (attempt.saturating_sub(1)).min(4));
+    match retry_after {
+        Some(r) => r.min(MAX_RETRY_AFTER),
+        None => exp,
+    }
+}
+
+/// `Retry-After` in seconds (the HTTP-date form is rare from Prometheus proxies: ignored).
+pub(super) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let v = headers.get(RETRY_AFTER)?.to_str().ok()?;
+    v.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+/// A failed attempt, and whether another could succeed.
+pub(super) struct Failure {
+    pub(super) error: Error,
+    pub(super) retryable: bool,
+    pub(super) retry_after: Option<Duration>,
+    pub(super) timed_out: bool,
+}
+
+impl Failure {
+    fn fatal(error: Error) -> Self {
+        Failure {
+            error,
+            retryable: false,
+            retry_after: None,
+            timed_out: false,
+        }
+    }
+
+    pub(super) fn transient(error: Error) -> Self {
+        Failure {
+            retryable: true,
+            ..Failure::fatal(error)
+        }
+    }
+}
+
+/// The blocking side of the body stream: reads the chunks the async side sends.
+pub(super) struct ChannelReader<B> {
+    pub(super) rx: mpsc::Receiver<io::Result<B>>,
+    pub(super) cur: Option<B>,
+    pub(super) pos: usize,
+}
+
+impl<B: AsRef<[u8]>> Read for ChannelReader<B> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            if let Some(cur) = &self.cur {
+                let rest = &cur.as_ref()[self.pos..];
+                if !rest.is_empty() {
+                    let n = rest.len().min(buf.len());
+                    buf[..n].copy_from_slice(&rest[..n]);
+                    self.pos += n;
+                    return Ok(n);
+                }
+            }
+            match self.rx.blocking_recv() {
+                Some(Ok(chunk)) => {
+                    self.cur = Some(chunk);
+                    self.pos = 0;
+                }
+                Some(Err(e)) => return Err(e),
+                None => return Ok(0),
+            }
+        }
+    }
+}
+
+pub(super) fn basic_auth_value(user: &str, pass: &str) -> String {
+    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let input = format!("{user}:{pass}");
+    let bytes = input.as_bytes();
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4 + 6);
+    out.push_str("Basic ");
+    for chunk in bytes.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(TABLE[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    #[test]
+    fn reads_retry_after_seconds() {
+        let mut h = HeaderMap::new();
+        assert_eq!(retry_after(&h), None);
+        h.insert(RETRY_AFTER, HeaderValue::from_static("3"));
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(3)));
+        h.insert(RETRY_AFTER, HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"));
+        assert_eq!(retry_after(&h), None);
+    }
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let base = Duration::from_millis(100);
+        let got: Vec<u128> = (1..=7).map(|a| backoff(base, a, None).as_millis()).collect();
+        assert_eq!(got, vec![100, 200, 400, 800, 1600, 1600, 1600]);
+        assert_eq!(backoff(base, 1, Some(Duration::from_secs(2))), Duration::from_secs(2));
+        assert_eq!(backoff(base, 1, Some(Duration::from_secs(600))), MAX_RETRY_AFTER);
+    }
+
+    #[test]
+    fn encodes_basic_auth() {
+        assert_eq!(
+            basic_auth_value("Aladdin", "open sesame"),
+            "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ=="
+        );
+        assert_eq!(basic_auth_value("a", "b"), "Basic YTpi");
+    }
+}
