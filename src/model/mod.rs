@@ -2,11 +2,13 @@
 //! quantities, the discovered shape of a workload and the usage summary that the
 //! `recommend` stage reads. Nothing here touches the network or async code.
 
+mod decaying;
 mod quantity;
 mod sketch;
 mod usage;
 mod workload;
 
+pub use decaying::DecayingSketch;
 pub use quantity::{QuantityError, format_cpu, format_memory, parse_cpu, parse_memory};
 pub use sketch::{ALPHA as SKETCH_ALPHA, Sketch};
 pub use usage::{ContainerUsage, UsageSet, WorkloadUsage};

@@ -25,12 +25,12 @@ pub struct Sketch {
     max: f64,
 }
 
-fn index_of(v: f64) -> i32 {
+pub(crate) fn index_of(v: f64) -> i32 {
     (v.ln() / GAMMA.ln()).ceil() as i32
 }
 
 /// The representative of bucket `i`: the point whose relative distance to both edges is ALPHA.
-fn value_of(i: i32) -> f64 {
+pub(crate) fn value_of(i: i32) -> f64 {
     2.0 * GAMMA.powi(i) / (GAMMA + 1.0)
 }
 
@@ -133,6 +133,23 @@ impl Sketch {
         Some(self.max)
     }
 
+    /// Mean of the samples, within ALPHA (every bucket counts at its representative value,
+    /// which is within ALPHA of each of its samples). Computed from the buckets, so the
+    /// serialized form is unchanged. Used for average replicas from a replica-count sketch.
+    pub fn mean(&self) -> Option<f64> {
+        if self.total == 0 {
+            return None;
+        }
+        let sum: f64 = self
+            .counts
+            .iter()
+            .enumerate()
+            .filter(|&(_, &c)| c > 0)
+            .map(|(j, &c)| f64::from(c) * value_of(self.offset + j as i32).min(self.max))
+            .sum();
+        Some(sum / self.total as f64)
+    }
+
     /// Number of buckets held: the sketch's memory is about 4 bytes each.
     pub fn buckets(&self) -> usize {
         self.counts.len()
@@ -190,6 +207,17 @@ mod tests {
         for q in [0.1, 0.5, 0.95] {
             assert_eq!(a.quantile(q), pooled.quantile(q));
         }
+    }
+
+    #[test]
+    fn mean_is_within_alpha() {
+        let mut s = Sketch::new();
+        assert_eq!(s.mean(), None);
+        for v in [2.0, 3.0, 3.0, 4.0, 0.0] {
+            s.add(v);
+        }
+        let m = s.mean().unwrap();
+        assert!((m - 2.4).abs() <= 2.4 * ALPHA, "{m}");
     }
 
     #[test]

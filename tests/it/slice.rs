@@ -71,7 +71,12 @@ async fn recommend_reports_ground_truth_from_real_prometheus() {
     assert!(out.status.success(), "rightsizer failed:\n{}", text(&out.stderr));
     let doc: Value = serde_json::from_slice(&out.stdout).expect("json report");
     assert_eq!(doc["apiVersion"], "rightsizer.dev/v1alpha1");
-    let recs = doc["recommendations"].as_array().expect("recommendations");
+    let recs: Vec<Value> = doc["workloads"]
+        .as_array()
+        .expect("workloads")
+        .iter()
+        .flat_map(|w| w["containers"].as_array().expect("containers").clone())
+        .collect();
 
     let mut checked = 0;
     let mut worst = 0.0f64;
