@@ -1,6 +1,11 @@
 //! The output side of the pipeline and the only place with output side effects: the human
 //! table and the machine formats.
 
+pub mod annotate;
+pub mod change;
+pub mod manifests;
+pub mod patches;
+pub mod push;
 pub mod table;
 
 use std::io::Write;
@@ -16,6 +21,44 @@ pub enum Error {
     Io(#[from] std::io::Error),
     #[error("failed to encode the report as {format}: {reason}")]
     Encode { format: &'static str, reason: String },
+    #[error("failed to write {path}")]
+    Write {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("failed to read {path}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "{message}\nhint: rightsizer needs the RBAC permission `{verb}` on `{resource}` (API group \"{group}\"); see deploy/clusterrole.yaml"
+    )]
+    Forbidden {
+        verb: &'static str,
+        group: String,
+        resource: String,
+        message: String,
+    },
+    #[error("failed to {verb} {object} through the kubernetes api")]
+    Kube {
+        verb: &'static str,
+        object: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("cannot push metrics to the pushgateway at {url}")]
+    PushUnreachable {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("the pushgateway at {url} answered HTTP {status}: {body}")]
+    PushRejected { url: String, status: u16, body: String },
+    #[error("invalid pushgateway url {url}: {reason}")]
+    PushUrl { url: String, reason: String },
 }
 
 /// Output formats of `recommend`.

@@ -1,0 +1,349 @@
+//! Patch files for a pull request: one kustomize patch per changed workload, the HPA patch
+//! beside it, and a `kustomization.yaml` that lists them (kustomize v5 `patches:` syntax, which
+//! tells a strategic-merge patch from an RFC 6902 one by its content).
+//!
+//! Workload patches are strategic-merge patches by default: containers merge by name, so a
+//! patch carries only `name` and `resources` and needs nothing but the [`WorkloadChange`].
+//! [`PatchFormat::Json6902`] writes RFC 6902 operations instead; their paths address
+//! containers by index, so they need the current object ([`CurrentObjects`]), and every
+//! container is guarded by a `test` op on its name: a patch applied to a drifted object fails
+//! instead of resizing the wrong container.
+//!
+//! HPA patches are always RFC 6902. `autoscaling/v2` `spec.metrics` has no patch merge key, so
+//! a strategic-merge patch would replace the whole metrics list, dropping every metric it does
+//! not repeat. A JSON patch changes `minReplicas`, `maxReplicas` and one metric's
+//! `target.averageUtilization` in place; the metric's index comes from the current HPA (guarded
+//! by `test` ops on its type and resource name). Without the current HPA only replica changes
+//! can be written; a utilization change is then reported as skipped.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::Error;
+use super::change::{ContainerChange, HpaChange, WorkloadChange};
+use crate::model::{ContainerRole, Resources, WorkloadKey, WorkloadKind, format_cpu, format_memory};
+
+/// How workload patches are written (HPA patches are always RFC 6902, see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum PatchFormat {
+    /// Kustomize strategic-merge patches: containers merged by name.
+    #[default]
+    Strategic,
+    /// RFC 6902 JSON patches (needs the current objects for container indexes).
+    Json6902,
+}
+
+/// The live objects patches are computed against, as JSON, keyed by kind, namespace and name.
+#[derive(Debug, Clone, Default)]
+pub struct CurrentObjects {
+    objects: BTreeMap<(String, String, String), Value>,
+}
+
+impl CurrentObjects {
+    /// Adds a typed k8s-openapi object (Deployment, CronJob, HorizontalPodAutoscaler, ...).
+    pub fn insert<K>(&mut self, obj: &K)
+    where
+        K: kube::Resource<DynamicType = ()> + Serialize,
+    {
+        if let Ok(mut value) = serde_json::to_value(obj) {
+            value["kind"] = json!(K::kind(&()));
+            self.insert_value(value);
+        }
+    }
+
+    /// Adds an object given as JSON; it needs `kind` and `metadata.name`.
+    pub fn insert_value(&mut self, value: Value) {
+        let kind = value["kind"].as_str().unwrap_or_default().to_string();
+        let ns = value["metadata"]["namespace"].as_str().unwrap_or_default().to_string();
+        let name = value["metadata"]["name"].as_str().unwrap_or_default().to_string();
+        self.objects.insert((kind, ns, name), value);
+    }
+
+    pub fn get(&self, kind: &str, namespace: &str, name: &str) -> Option<&Value> {
+        self.objects.get(&(kind.into(), namespace.into(), name.into()))
+    }
+}
+
+/// What [`write_patches`] wrote and what it could not write.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PatchReport {
+    /// Every file written, `kustomization.yaml` last.
+    pub files: Vec<PathBuf>,
+    /// Workloads (or their HPA changes) left out, with the reason.
+    pub skipped: Vec<(WorkloadKey, String)>,
+}
+
+/// API group/version and the JSON path of the pod spec of a patchable kind (not bare pods).
+pub(crate) fn kind_paths(kind: WorkloadKind) -> Option<(&'static str, &'static str, &'static [&'static str])> {
+    const TEMPLATE: &[&str] = &["spec", "template", "spec"];
+    match kind {
+        WorkloadKind::Deployment | WorkloadKind::StatefulSet | WorkloadKind::DaemonSet => {
+            Some(("apps", "v1", TEMPLATE))
+        }
+        WorkloadKind::Job => Some(("batch", "v1", TEMPLATE)),
+        WorkloadKind::CronJob => Some(("batch", "v1", &["spec", "jobTemplate", "spec", "template", "spec"])),
+        WorkloadKind::Pod => None,
+    }
+}
+
+/// The pod spec list a container lives in: sidecars are init containers with `restartPolicy: Always`.
+pub(crate) fn container_list(role: ContainerRole) -> &'static str {
+    match role {
+        ContainerRole::App => "containers",
+        ContainerRole::Init | ContainerRole::Sidecar => "initContainers",
+    }
+}
+
+/// The quantities to set, as Kubernetes spells them: (section, resource, value).
+pub(crate) fn quantities(r: &Resources) -> Vec<(&'static str, &'static str, String)> {
+    let mut out = Vec::new();
+    let fields = [
+        ("requests", "cpu", r.cpu_request.map(format_cpu)),
+        ("requests", "memory", r.memory_request.map(format_memory)),
+        ("limits", "cpu", r.cpu_limit.map(format_cpu)),
+        ("limits", "memory", r.memory_limit.map(format_memory)),
+    ];
+    for (section, resource, value) in fields {
+        if let Some(v) = value {
+            out.push((section, resource, v));
+        }
+    }
+    out
+}
+
+/// `{requests: {...}, limits: {...}}` for a container's recommended values.
+fn resources_value(r: &Resources) -> Value {
+    let mut out = json!({});
+    for (section, resource, value) in quantities(r) {
+        out[section][resource] = json!(value);
+    }
+    out
+}
+
+/// `<namespace>-<kind>-<name>`, the stem of a workload's patch files.
+pub fn file_stem(key: &WorkloadKey) -> String {
+    format!("{}-{}-{}", key.namespace, key.kind.as_str().to_lowercase(), key.name)
+}
+
+fn changed(containers: &[ContainerChange]) -> impl Iterator<Item = &ContainerChange> {
+    containers.iter().filter(|c| c.recommended != Resources::default())
+}
+
+/// The strategic-merge patch of one workload.
+pub fn strategic_patch(change: &WorkloadChange) -> Option<Value> {
+    let (group, version, path) = kind_paths(change.key.kind)?;
+    let mut spec = json!({});
+    for c in changed(&change.containers) {
+        let list = container_list(c.role);
+        if spec[list].is_null() {
+            spec[list] = json!([]);
+        }
+        let item = json!({ "name": c.name, "resources": resources_value(&c.recommended) });
+        spec[list].as_array_mut().expect("made a list above").push(item);
+    }
+    let mut body = spec;
+    for key in path.iter().rev() {
+        body = json!({ *key: body });
+    }
+    body["apiVersion"] = json!(format!("{group}/{version}"));
+    body["kind"] = json!(change.key.kind.as_str());
+    body["metadata"] = json!({ "name": change.key.name, "namespace": change.key.namespace });
+    Some(body)
+}
+
+fn pointer(parts: &[&str]) -> String {
+    parts
+        .iter()
+        .map(|p| format!("/{}", p.replace('~', "~0").replace('/', "~1")))
+        .collect()
+}
+
+/// The RFC 6902 patch of one workload's containers against its current object.
+pub fn json_patch(change: &WorkloadChange, current: &Value) -> Result<Vec<Value>, String> {
+    let (_, _, path) = kind_paths(change.key.kind).ok_or("bare pods are never patched")?;
+    let mut pod = current;
+    for key in path {
+        pod = &pod[*key];
+    }
+    let mut ops = Vec::new();
+    for c in changed(&change.containers) {
+        let list = container_list(c.role);
+        let index = pod[list]
+            .as_array()
+            .and_then(|items| items.iter().position(|i| i["name"] == c.name.as_str()))
+            .ok_or_else(|| format!("container {} not found in the current object's {list}", c.name))?;
+        let resources = &pod[list][index]["resources"];
+        let index = index.to_string();
+        let base: Vec<&str> = path.iter().copied().chain([list, index.as_str()]).collect();
+        let at = |rest: &[&str]| pointer(&[&base[..], rest].concat());
+        ops.push(json!({ "op": "test", "path": at(&["name"]), "value": c.name }));
+        if !resources.is_object() {
+            ops.push(json!({ "op": "add", "path": at(&["resources"]), "value": resources_value(&c.recommended) }));
+            continue;
+        }
+        let wanted = resources_value(&c.recommended);
+        for section in ["requests", "limits"] {
+            let Some(values) = wanted[section].as_object() else {
+                continue;
+            };
+            if !resources[section].is_object() {
+                ops.push(json!({ "op": "add", "path": at(&["resources", section]), "value": values }));
+                continue;
+            }
+            for (name, value) in values {
+                let op = if resources[section][name].is_null() {
+                    "add"
+                } else {
+                    "replace"
+                };
+                ops.push(json!({ "op": op, "path": at(&["resources", section, name]), "value": value }));
+            }
+        }
+    }
+    Ok(ops)
+}
+
+/// The RFC 6902 patch of an HPA; `current` is needed only for utilization targets.
+pub fn hpa_patch(hpa: &HpaChange, current: Option<&Value>) -> Result<Vec<Value>, String> {
+    let mut ops = Vec::new();
+    if let Some(min) = hpa.min_replicas {
+        // `minReplicas` is optional (defaults to 1): `add` sets it whether or not it is there.
+        ops.push(json!({ "op": "add", "path": "/spec/minReplicas", "value": min }));
+    }
+    if let Some(max) = hpa.max_replicas {
+        ops.push(json!({ "op": "replace", "path": "/spec/maxReplicas", "value": max }));
+    }
+    for (resource, target) in [("cpu", hpa.cpu_utilization), ("memory", hpa.memory_utilization)] {
+        let Some(target) = target else { continue };
+        let current = current.ok_or_else(|| {
+            format!(
+                "HPA {}: changing the {resource} utilization target needs the current HPA",
+                hpa.name
+            )
+        })?;
+        let Some(metrics) = current["spec"]["metrics"].as_array() else {
+            if resource == "cpu" {
+                // No metrics: autoscaling/v2 defaults to 80 % cpu; write that one metric explicitly.
+                ops.push(json!({ "op": "add", "path": "/spec/metrics", "value": [utilization_metric("cpu", target)] }));
+                continue;
+            }
+            return Err(format!("HPA {} has no {resource} utilization metric", hpa.name));
+        };
+        let index = metrics
+            .iter()
+            .position(|m| {
+                m["type"] == "Resource"
+                    && m["resource"]["name"] == resource
+                    && m["resource"]["target"]["type"] == "Utilization"
+            })
+            .ok_or_else(|| format!("HPA {} has no {resource} utilization metric", hpa.name))?;
+        let at = |rest: &str| format!("/spec/metrics/{index}/{rest}");
+        ops.push(json!({ "op": "test", "path": at("type"), "value": "Resource" }));
+        ops.push(json!({ "op": "test", "path": at("resource/name"), "value": resource }));
+        ops.push(json!({ "op": "replace", "path": at("resource/target/averageUtilization"), "value": target }));
+    }
+    Ok(ops)
+}
+
+fn utilization_metric(resource: &str, target: u32) -> Value {
+    json!({ "type": "Resource", "resource": { "name": resource, "target": { "type": "Utilization", "averageUtilization": target } } })
+}
+
+fn to_yaml(value: &Value, what: &str) -> Result<String, Error> {
+    serde_saphyr::to_string(value).map_err(|e| Error::Encode {
+        format: "yaml",
+        reason: format!("{what}: {e}"),
+    })
+}
+
+fn write_file(path: &Path, text: &str) -> Result<(), Error> {
+    crate::atomic::write(path, text.as_bytes()).map_err(|source| Error::Write {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+/// Writes one patch per changed workload into `dir` (created if missing): the workload patch
+/// `<namespace>-<kind>-<name>.yaml`, its HPA patch `<namespace>-<kind>-<name>-hpa.yaml`, and a
+/// `kustomization.yaml` listing them with their targets. Workloads are written in key order;
+/// empty changes and bare pods are left out silently, workloads whose patches cannot be
+/// computed (JSON patch without the current object, container not found, HPA target change
+/// without the current HPA, ...) are reported in [`PatchReport::skipped`] and get no file at
+/// all: a workload patch never goes out without its HPA patch. Every file is written atomically. `kustomization.yaml` patches
+/// the targets only: add your base to its `resources:` (or copy the `patches:` entries into
+/// your overlay).
+pub fn write_patches(
+    dir: &Path,
+    changes: &[WorkloadChange],
+    format: PatchFormat,
+    current: &CurrentObjects,
+) -> Result<PatchReport, Error> {
+    std::fs::create_dir_all(dir).map_err(|source| Error::Write {
+        path: dir.display().to_string(),
+        source,
+    })?;
+    let mut sorted: Vec<&WorkloadChange> = changes.iter().filter(|c| !c.is_empty()).collect();
+    sorted.sort_by(|a, b| a.key.cmp(&b.key));
+    let mut report = PatchReport::default();
+    let mut entries = Vec::new();
+    for change in sorted {
+        let key = &change.key;
+        let Some((group, version, _)) = kind_paths(key.kind) else {
+            continue;
+        };
+        // The workload and HPA patches go together or not at all: a new request with the old
+        // utilization target would move the HPA's scale point.
+        let workload = match format {
+            _ if changed(&change.containers).next().is_none() => Ok(None),
+            PatchFormat::Strategic => Ok(strategic_patch(change)),
+            PatchFormat::Json6902 => current
+                .get(key.kind.as_str(), &key.namespace, &key.name)
+                .ok_or_else(|| "a JSON patch needs the current object".to_string())
+                .and_then(|object| json_patch(change, object))
+                .map(|ops| Some(Value::Array(ops))),
+        };
+        let hpa = match &change.hpa {
+            Some(hpa) => hpa_patch(hpa, current.get("HorizontalPodAutoscaler", &key.namespace, &hpa.name))
+                .map(|ops| (!ops.is_empty()).then_some((hpa.name.as_str(), Value::Array(ops)))),
+            None => Ok(None),
+        };
+        let (workload, hpa) = match (workload, hpa) {
+            (Ok(w), Ok(h)) => (w, h),
+            (Err(reason), _) | (_, Err(reason)) => {
+                report.skipped.push((key.clone(), reason));
+                continue;
+            }
+        };
+        let stem = file_stem(key);
+        if let Some(body) = workload {
+            let file = format!("{stem}.yaml");
+            write_file(&dir.join(&file), &to_yaml(&body, &file)?)?;
+            report.files.push(dir.join(&file));
+            let target = json!({ "group": group, "version": version, "kind": key.kind.as_str(), "name": key.name, "namespace": key.namespace });
+            entries.push(json!({ "path": file, "target": target }));
+        }
+        if let Some((name, ops)) = hpa {
+            let file = format!("{stem}-hpa.yaml");
+            write_file(&dir.join(&file), &to_yaml(&ops, &file)?)?;
+            report.files.push(dir.join(&file));
+            let target = json!({ "group": "autoscaling", "version": "v2", "kind": "HorizontalPodAutoscaler", "name": name, "namespace": key.namespace });
+            entries.push(json!({ "path": file, "target": target }));
+        }
+    }
+    let kustomization = json!({
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "patches": entries,
+    });
+    let text = format!(
+        "# Generated by rightsizer: resource patches, one per workload, HPA patches beside them.\n# Add the manifests they patch under `resources:`.\n{}",
+        to_yaml(&kustomization, "kustomization.yaml")?
+    );
+    let path = dir.join("kustomization.yaml");
+    write_file(&path, &text)?;
+    report.files.push(path);
+    Ok(report)
+}
