@@ -24,7 +24,9 @@ pub struct Schedule {
     parts: Vec<cron::Schedule>,
 }
 
-const MONTHS: [&str; 12] = ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"];
+const MONTHS: [&str; 12] = [
+    "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
+];
 const DAYS: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
 
 struct Field {
@@ -35,12 +37,37 @@ struct Field {
 }
 
 const FIELDS: [Field; 5] = [
-    Field { name: "minute", min: 0, max: 59, names: &[] },
-    Field { name: "hour", min: 0, max: 23, names: &[] },
-    Field { name: "day of month", min: 1, max: 31, names: &[] },
-    Field { name: "month", min: 1, max: 12, names: &MONTHS },
+    Field {
+        name: "minute",
+        min: 0,
+        max: 59,
+        names: &[],
+    },
+    Field {
+        name: "hour",
+        min: 0,
+        max: 23,
+        names: &[],
+    },
+    Field {
+        name: "day of month",
+        min: 1,
+        max: 31,
+        names: &[],
+    },
+    Field {
+        name: "month",
+        min: 1,
+        max: 12,
+        names: &MONTHS,
+    },
     // robfig/cron accepts 0-6; 7 is Sunday too in most crons, and we accept it.
-    Field { name: "day of week", min: 0, max: 7, names: &DAYS },
+    Field {
+        name: "day of week",
+        min: 0,
+        max: 7,
+        names: &DAYS,
+    },
 ];
 
 impl Field {
@@ -50,7 +77,9 @@ impl Field {
             // Month names count from 1 (JAN), day names from 0 (SUN).
             return Ok(if self.min == 1 { i as u32 + 1 } else { i as u32 });
         }
-        let v: u32 = s.parse().map_err(|_| format!("{} value {s:?} is not a number", self.name))?;
+        let v: u32 = s
+            .parse()
+            .map_err(|_| format!("{} value {s:?} is not a number", self.name))?;
         if v < self.min || v > self.max {
             return Err(format!("{} value {v} is outside {}-{}", self.name, self.min, self.max));
         }
@@ -63,7 +92,9 @@ impl Field {
         for part in field.split(',') {
             let (range, step) = match part.split_once('/') {
                 Some((r, s)) => {
-                    let step: u32 = s.parse().map_err(|_| format!("{} step {s:?} is not a number", self.name))?;
+                    let step: u32 = s
+                        .parse()
+                        .map_err(|_| format!("{} step {s:?} is not a number", self.name))?;
                     if step == 0 {
                         return Err(format!("{} step must be positive", self.name));
                     }
@@ -100,7 +131,10 @@ impl FromStr for Schedule {
     type Err = ScheduleError;
 
     fn from_str(input: &str) -> Result<Self, ScheduleError> {
-        let err = |reason: String| ScheduleError { schedule: input.to_string(), reason };
+        let err = |reason: String| ScheduleError {
+            schedule: input.to_string(),
+            reason,
+        };
         let expr = match input.trim() {
             "@yearly" | "@annually" => "0 0 1 1 *",
             "@monthly" => "0 0 1 * *",
@@ -109,16 +143,25 @@ impl FromStr for Schedule {
             "@hourly" => "0 * * * *",
             s if s.starts_with('@') => return Err(err(format!("{s} is not a Kubernetes schedule macro"))),
             s if s.starts_with("TZ=") || s.starts_with("CRON_TZ=") => {
-                return Err(err("time zones are not part of the schedule; schedules run in UTC".into()));
+                return Err(err(
+                    "time zones are not part of the schedule; schedules run in UTC".into()
+                ));
             }
             s => s,
         };
         let fields: Vec<&str> = expr.split_whitespace().collect();
         if fields.len() != 5 {
-            return Err(err(format!("expected 5 fields (minute hour day-of-month month day-of-week), found {}", fields.len())));
+            return Err(err(format!(
+                "expected 5 fields (minute hour day-of-month month day-of-week), found {}",
+                fields.len()
+            )));
         }
-        let sets: Vec<BTreeSet<u32>> =
-            fields.iter().zip(&FIELDS).map(|(f, spec)| spec.expand(f)).collect::<Result<_, _>>().map_err(err)?;
+        let sets: Vec<BTreeSet<u32>> = fields
+            .iter()
+            .zip(&FIELDS)
+            .map(|(f, spec)| spec.expand(f))
+            .collect::<Result<_, _>>()
+            .map_err(err)?;
         // Quartz numbers Sunday 1 .. Saturday 7; Kubernetes 0 (or 7) .. 6.
         let dow: BTreeSet<u32> = sets[4].iter().map(|d| d % 7 + 1).collect();
         let restricted = |f: &str| f != "*" && f != "?";
@@ -138,7 +181,10 @@ impl FromStr for Schedule {
             .iter()
             .map(|e| cron::Schedule::from_str(e).map_err(|e| err(format!("cannot be expressed: {e}"))))
             .collect::<Result<_, _>>()?;
-        Ok(Schedule { source: input.trim().to_string(), parts })
+        Ok(Schedule {
+            source: input.trim().to_string(),
+            parts,
+        })
     }
 }
 

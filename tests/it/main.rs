@@ -2,6 +2,13 @@
 //! binary against a real Prometheus and Pushgateway and the fake Kubernetes API server.
 
 mod demo;
+mod discover;
+mod emit_cluster;
+mod emit_manifests;
+mod emit_patches;
 mod fake_api_tests;
+mod history;
+mod recommend_truth;
 mod slice;
+mod snapshot_cmd;
 mod support;
