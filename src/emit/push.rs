@@ -56,6 +56,38 @@ pub struct RunMetrics {
     pub finished_at: i64,
 }
 
+impl RunMetrics {
+    /// The metrics of one run, from its report: every container that got a recommendation,
+    /// savings summed per namespace, and the workload counts (`failed` are the workloads the
+    /// run could not analyse at all).
+    pub fn from_report(report: &crate::recommend::Report, failed: u64, duration: Duration, finished_at: i64) -> Self {
+        let mut savings: std::collections::BTreeMap<String, f64> = std::collections::BTreeMap::new();
+        for w in &report.workloads {
+            *savings.entry(w.key.namespace.clone()).or_default() += w.monthly_savings;
+        }
+        let skipped = report.workloads.iter().filter(|w| w.skip.is_some()).count() as u64;
+        RunMetrics {
+            containers: report
+                .containers()
+                .filter(|c| c.skip.is_none())
+                .map(|c| ContainerMetrics {
+                    workload: c.key.workload.clone(),
+                    container: c.key.container.clone(),
+                    current: c.current,
+                    recommended: c.recommended,
+                    confidence: Some(c.confidence),
+                })
+                .collect(),
+            savings_by_namespace: savings.into_iter().collect(),
+            workloads_analysed: report.workloads.len() as u64 - skipped,
+            workloads_skipped: skipped,
+            workloads_failed: failed,
+            duration,
+            finished_at,
+        }
+    }
+}
+
 /// Attempts for one push: the first try plus retries after 0.5 s and 1 s on 5xx or no answer.
 const ATTEMPTS: u32 = 3;
 
