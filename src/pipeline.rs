@@ -2,7 +2,6 @@
 //! `recommend` and `snapshot` commands.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::sync::atomic::Ordering;
 
 use crate::Error;
@@ -14,9 +13,9 @@ use crate::collect::metrics_api::{self, CurrentUsageMap};
 use crate::collect::objects::Discovered;
 use crate::collect::prometheus::{PromClient, PromConfig};
 use crate::collect::snapshot::Snapshot;
-use crate::emit::{self, Format};
+use crate::emit::{self, progress::Progress};
 use crate::model::{UsageSet, Workload, WorkloadKey};
-use crate::recommend::{self, Policy, Report};
+use crate::recommend::{self, Policy};
 use crate::settings::Input;
 
 /// Workloads and their usage, from wherever the input says, with what discovery found
@@ -32,9 +31,33 @@ pub struct Collected {
     pub current_usage: CurrentUsageMap,
     pub skipped: Vec<Skipped>,
     pub warnings: Vec<String>,
+    /// The Kubernetes client, when the run discovered through the API.
+    pub client: Option<kube::Client>,
+    /// Why the run has no Kubernetes API (snapshot, kube-state-metrics discovery).
+    pub no_api: Option<String>,
 }
 
 pub async fn collect(input: &Input) -> Result<Collected, Error> {
+    collect_with_progress(input, &Progress::new(false)).await
+}
+
+/// Awaits `work`, redrawing the progress line from `label` meanwhile.
+async fn ticking<F: Future>(work: F, progress: &Progress, label: impl Fn() -> String) -> F::Output {
+    if !progress.enabled() {
+        return work.await;
+    }
+    let mut work = std::pin::pin!(work);
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
+    loop {
+        tokio::select! {
+            out = &mut work => return out,
+            _ = tick.tick() => progress.stage(&label()),
+        }
+    }
+}
+
+/// As [`collect`], with a progress line.
+pub async fn collect_with_progress(input: &Input, progress: &Progress) -> Result<Collected, Error> {
     match input {
         Input::Snapshot(path) => {
             let s = Snapshot::read(path)?;
@@ -46,6 +69,8 @@ pub async fn collect(input: &Input) -> Result<Collected, Error> {
                 current_usage: s.current_usage,
                 skipped: s.skipped,
                 warnings: Vec::new(),
+                client: None,
+                no_api: Some("the input is a snapshot".into()),
             })
         }
         Input::Live {
@@ -53,7 +78,7 @@ pub async fn collect(input: &Input) -> Result<Collected, Error> {
             kube,
             filter,
             window,
-        } => collect_live(prometheus, kube.as_ref(), filter, window).await,
+        } => collect_live(prometheus, kube.as_ref(), filter, window, progress).await,
     }
 }
 
@@ -81,33 +106,46 @@ async fn collect_live(
     kube: Option<&KubeTarget>,
     filter: &Filter,
     window: &Window,
+    progress: &Progress,
 ) -> Result<Collected, Error> {
     let prom = PromClient::new(prometheus)?;
+    progress.stage("connecting to kubernetes…");
     let client = kube_client(kube).await?;
-    let (discovered, usage, mut current_usage, mut warnings) = match &client {
-        Some(client) => {
-            let (discovered, mut owners) = futures::try_join!(
-                async { kubeapi::discover(client, filter).await.map_err(Error::from) },
-                async { history::fetch_owners(&prom, window).await.map_err(Error::from) },
-            )?;
-            // Live pods the owner series may not have caught yet (scrape lag) resolve too.
-            discovered.owners.fill(&mut owners);
-            let live = discovered.owners.owners();
-            let (usage, (current, warnings)) = futures::join!(
-                history::fetch_usage(&prom, window, &owners),
-                metrics_api::fetch(client, &filter.namespaces, &live),
-            );
-            (discovered, usage?, current, warnings)
-        }
-        None => {
-            let (discovered, owners): (Discovered, _) = futures::try_join!(
-                async { ksm::discover(&prom, window, filter).await.map_err(Error::from) },
-                async { history::fetch_owners(&prom, window).await.map_err(Error::from) },
-            )?;
-            let usage = history::fetch_usage(&prom, window, &owners).await?;
-            (discovered, usage, CurrentUsageMap::new(), Vec::new())
-        }
+    let label = || {
+        let stats = prom.stats();
+        format!(
+            "discovering workloads and querying prometheus: {} queries, {} KiB…",
+            stats.queries.load(Ordering::Relaxed),
+            stats.bytes.load(Ordering::Relaxed) / 1024
+        )
     };
+    let collecting = async {
+        Ok::<_, Error>(match &client {
+            Some(client) => {
+                let (discovered, mut owners) = futures::try_join!(
+                    async { kubeapi::discover(client, filter).await.map_err(Error::from) },
+                    async { history::fetch_owners(&prom, window).await.map_err(Error::from) },
+                )?;
+                // Live pods the owner series may not have caught yet (scrape lag) resolve too.
+                discovered.owners.fill(&mut owners);
+                let live = discovered.owners.owners();
+                let (usage, (current, warnings)) = futures::join!(
+                    history::fetch_usage(&prom, window, &owners),
+                    metrics_api::fetch(client, &filter.namespaces, &live),
+                );
+                (discovered, usage?, current, warnings)
+            }
+            None => {
+                let (discovered, owners): (Discovered, _) = futures::try_join!(
+                    async { ksm::discover(&prom, window, filter).await.map_err(Error::from) },
+                    async { history::fetch_owners(&prom, window).await.map_err(Error::from) },
+                )?;
+                let usage = history::fetch_usage(&prom, window, &owners).await?;
+                (discovered, usage, CurrentUsageMap::new(), Vec::new())
+            }
+        })
+    };
+    let (discovered, usage, mut current_usage, mut warnings) = ticking(collecting, progress, label).await?;
     let Discovered {
         workloads,
         vpa,
@@ -146,14 +184,11 @@ async fn collect_live(
         current_usage,
         skipped,
         warnings,
+        no_api: client
+            .is_none()
+            .then(|| "workloads were discovered from kube-state-metrics".into()),
+        client,
     })
-}
-
-pub async fn recommend(input: &Input, format: Format, out: &mut impl Write) -> Result<Report, Error> {
-    let collected = collect(input).await?;
-    let report = recommend::recommend(&collected.workloads, &collected.usage, &Policy::default());
-    emit::write(&report, format, out)?;
-    Ok(report)
 }
 
 pub async fn snapshot(input: &Input, path: &std::path::Path) -> Result<(), Error> {
@@ -164,4 +199,54 @@ pub async fn snapshot(input: &Input, path: &std::path::Path) -> Result<(), Error
     snapshot.skipped = c.skipped;
     snapshot.write(path)?;
     Ok(())
+}
+
+pub use crate::emit::{Outputs, RunOutcome};
+
+/// One full run: collect, recommend with the default policy, then every output `outputs`
+/// selects. Output failures do not stop the other outputs: they are in
+/// [`RunOutcome::errors`]. Collection failures, and `annotate` or `apply` without the
+/// Kubernetes API, are the `Err` (nothing is emitted then).
+pub async fn run(input: &Input, outputs: &Outputs) -> Result<RunOutcome, Error> {
+    run_with_policy(input, &Policy::default(), outputs).await
+}
+
+/// As [`run`], with the given policy.
+pub async fn run_with_policy(input: &Input, policy: &Policy, outputs: &Outputs) -> Result<RunOutcome, Error> {
+    let started = std::time::Instant::now();
+    let needs_api = match (outputs.annotate, outputs.apply) {
+        (_, true) => Some("--apply"),
+        (true, false) => Some("--annotate"),
+        _ => None,
+    };
+    if let (Some(what), Input::Snapshot(_)) = (needs_api, input) {
+        return Err(emit::Error::NeedsApi {
+            what,
+            why: "the input is a snapshot".into(),
+        }
+        .into());
+    }
+    let progress = Progress::new(outputs.progress);
+    let collected = collect_with_progress(input, &progress).await?;
+    if let (Some(what), Some(why)) = (needs_api, &collected.no_api) {
+        return Err(emit::Error::NeedsApi { what, why: why.clone() }.into());
+    }
+    progress.stage("recommending…");
+    let mut report = recommend::recommend(&collected.workloads, &collected.usage, policy);
+    // The run's warnings first, then the recommendation's.
+    report.warnings.splice(0..0, collected.warnings.iter().cloned());
+    let ctx = emit::Context {
+        source: &collected.source,
+        vpa: &collected.vpa,
+        current_usage: &collected.current_usage,
+        skipped: &collected.skipped,
+    };
+    let run = emit::outputs::Emit {
+        report,
+        ctx,
+        workloads: &collected.workloads,
+        client: collected.client.as_ref(),
+        started,
+    };
+    Ok(emit::outputs::emit(run, outputs, &progress).await)
 }

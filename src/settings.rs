@@ -7,11 +7,12 @@ use std::time::Duration;
 use url::Url;
 
 use crate::Error;
-use crate::cli::{InputArgs, KindArg, KubeArgs, PromArgs};
+use crate::cli::{InputArgs, KindArg, KubeArgs, OutputArgs, PromArgs};
 use crate::collect::filter::Filter;
 use crate::collect::history::Window;
 use crate::collect::kube::KubeTarget;
 use crate::collect::prometheus::PromConfig;
+use crate::emit::{Outputs, PatchOutput, PushTarget, ReportTarget};
 use crate::model::WorkloadKind;
 
 /// Where the pipeline reads from.
@@ -268,6 +269,74 @@ impl TryFrom<&InputArgs> for Input {
             kube,
             filter: Filter::try_from(&args.kube)?,
             window: Window { end, length, step },
+        })
+    }
+}
+
+/// Whether a stream is a terminal that wants colour: `NO_COLOR` (any non-empty value, see
+/// no-color.org) turns it off, as does `TERM=dumb`.
+pub fn color_wanted(is_terminal: bool) -> bool {
+    is_terminal
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        && std::env::var_os("TERM").is_none_or(|t| t != "dumb")
+}
+
+impl TryFrom<&OutputArgs> for Outputs {
+    type Error = Error;
+
+    /// Validates the output flags. Colour and progress depend on the terminal: colour when
+    /// the report goes to a terminal stdout, progress when stderr is a terminal.
+    fn try_from(args: &OutputArgs) -> Result<Self, Error> {
+        use std::io::IsTerminal;
+        let push = match &args.push_metrics {
+            Some(url) => {
+                let mut grouping = Vec::new();
+                for g in &args.push_grouping {
+                    let (name, value) = g.split_once('=').ok_or_else(|| {
+                        Error::Config(format!(
+                            "invalid --push-grouping {g:?}: use name=value, e.g. cluster=prod"
+                        ))
+                    })?;
+                    grouping.push((name.trim().to_string(), value.trim().to_string()));
+                }
+                // Checked now, so a typo fails before the (long) run rather than after it.
+                crate::emit::push::push_url(url, &args.push_job, &grouping)?;
+                Some(PushTarget {
+                    url: url.clone(),
+                    job: args.push_job.clone(),
+                    grouping,
+                })
+            }
+            None => None,
+        };
+        if let Some(dir) = &args.manifests
+            && !dir.is_dir()
+        {
+            return Err(Error::Config(format!(
+                "--manifests {} is not a directory",
+                dir.display()
+            )));
+        }
+        let report = match &args.output {
+            Some(path) => ReportTarget::File(path.clone()),
+            None => ReportTarget::Stdout,
+        };
+        let to_terminal = report == ReportTarget::Stdout && std::io::stdout().is_terminal();
+        Ok(Outputs {
+            report,
+            format: args.format,
+            color: !args.no_color && color_wanted(to_terminal),
+            markdown: args.markdown.clone(),
+            patches: args.patches_dir.as_ref().map(|dir| PatchOutput {
+                dir: dir.clone(),
+                format: args.patch_format,
+            }),
+            manifests: args.manifests.clone(),
+            annotate: args.annotate,
+            push,
+            apply: args.apply,
+            force: args.force,
+            progress: !args.no_progress && std::io::stderr().is_terminal(),
         })
     }
 }

@@ -125,7 +125,7 @@ pub fn recommendation_json(change: &WorkloadChange) -> String {
 }
 
 /// The API resource of a kind rightsizer annotates.
-fn resource(kind: WorkloadKind) -> Option<ApiResource> {
+pub(super) fn resource(kind: WorkloadKind) -> Option<ApiResource> {
     Some(match kind {
         WorkloadKind::Deployment => ApiResource::erase::<Deployment>(&()),
         WorkloadKind::StatefulSet => ApiResource::erase::<StatefulSet>(&()),
@@ -136,7 +136,7 @@ fn resource(kind: WorkloadKind) -> Option<ApiResource> {
     })
 }
 
-fn api_error(e: kube::Error, verb: &'static str, ar: &ApiResource, key: &WorkloadKey) -> Error {
+pub(super) fn api_error(e: kube::Error, verb: &'static str, ar: &ApiResource, key: &WorkloadKey) -> Error {
     match e {
         kube::Error::Api(status) if status.code == 403 => Error::Forbidden {
             verb,
@@ -152,7 +152,7 @@ fn api_error(e: kube::Error, verb: &'static str, ar: &ApiResource, key: &Workloa
     }
 }
 
-fn is_conflict(e: &kube::Error) -> bool {
+pub(super) fn is_conflict(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 409)
 }
 

@@ -1,19 +1,34 @@
 //! The output side of the pipeline and the only place with output side effects: the human
-//! table and the machine formats.
+//! table, the machine formats (JSON, YAML, CSV), the Markdown summary, patch files, manifest
+//! edits, annotations, `--apply` and pushed metrics. [`Outputs`] selects them for one run.
+//!
+//! Machine formats list workloads by key (namespace, kind, name) and containers in spec
+//! order, so two runs diff line by line; the table is sorted by savings for people.
 
 pub mod annotate;
+pub mod apply;
 pub mod change;
+mod csv;
+mod document;
 pub mod manifests;
+mod markdown;
+pub mod outputs;
 pub mod patches;
+pub mod progress;
 pub mod push;
 pub mod table;
 
+use std::collections::BTreeMap;
 use std::io::Write;
 
-use serde::Serialize;
 use thiserror::Error;
 
+use crate::collect::filter::Skipped;
+use crate::collect::metrics_api::{CurrentUsage, CurrentUsageMap};
+use crate::model::{ContainerKey, WorkloadKey};
 use crate::recommend::Report;
+
+pub use outputs::{Outputs, PatchOutput, PushTarget, ReportTarget, RunOutcome};
 
 #[derive(Debug, Error)]
 pub enum Error {
@@ -59,51 +74,89 @@ pub enum Error {
     PushRejected { url: String, status: u16, body: String },
     #[error("invalid pushgateway url {url}: {reason}")]
     PushUrl { url: String, reason: String },
+    #[error("cannot apply the recommendation to {object}: {reason}")]
+    Apply { object: String, reason: String },
+    #[error(
+        "{what} needs the kubernetes api, and this run has none ({why})\nhint: run against the cluster with a kubeconfig or in-cluster access, without --snapshot or --no-kube-api"
+    )]
+    NeedsApi { what: &'static str, why: String },
 }
 
-/// Output formats of `recommend`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+/// Output formats of `recommend` (documented in docs/report-schema.md).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
-    /// Aligned table for people.
+    /// Aligned table for people, sorted by savings.
+    #[default]
     Table,
     /// JSON document (`apiVersion: rightsizer.dev/v1alpha1`, `kind: Report`).
     Json,
     /// The same document as YAML.
     Yaml,
+    /// One row per container, RFC 4180, with a header.
+    Csv,
+    /// A summary for a pull-request body.
+    Markdown,
 }
 
-/// The versioned envelope of machine-readable reports.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Document<'a> {
-    api_version: &'static str,
-    kind: &'static str,
-    #[serde(flatten)]
-    report: &'a Report,
+static NO_VPA: BTreeMap<WorkloadKey, String> = BTreeMap::new();
+static NO_USAGE: CurrentUsageMap = BTreeMap::new();
+
+/// What a report shows besides the recommendations, from discovery and collection.
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    /// Where the data came from (`prometheus http://...`, the snapshot's source).
+    pub source: &'a str,
+    /// Workloads an active VPA manages, with its update mode.
+    pub vpa: &'a BTreeMap<WorkloadKey, String>,
+    /// Usage now (metrics-server), shown beside the history.
+    pub current_usage: &'a CurrentUsageMap,
+    /// Workloads left out on purpose (filters, `rightsizer.dev/ignore`).
+    pub skipped: &'a [Skipped],
 }
 
-pub fn write(report: &Report, format: Format, out: &mut impl Write) -> Result<(), Error> {
-    let doc = Document {
-        api_version: crate::collect::snapshot::API_VERSION,
-        kind: "Report",
-        report,
-    };
+impl Context<'_> {
+    /// A context with nothing beside the report.
+    pub fn empty() -> Context<'static> {
+        Context {
+            source: "",
+            vpa: &NO_VPA,
+            current_usage: &NO_USAGE,
+            skipped: &[],
+        }
+    }
+
+    pub fn usage(&self, key: &ContainerKey) -> Option<&CurrentUsage> {
+        self.current_usage.get(key)
+    }
+
+    /// `managed by VPA (Auto)` for a workload an active VPA sizes.
+    pub fn vpa_note(&self, key: &WorkloadKey) -> Option<String> {
+        self.vpa.get(key).map(|mode| format!("managed by VPA ({mode})"))
+    }
+}
+
+/// Writes the report in `format`; `color` only affects the table.
+pub fn write(report: &Report, ctx: &Context, format: Format, color: bool, out: &mut impl Write) -> Result<(), Error> {
     match format {
-        Format::Table => table::write(report, out)?,
+        Format::Table => table::write_with(report, ctx, color, out)?,
         Format::Json => {
-            serde_json::to_writer_pretty(&mut *out, &doc).map_err(|e| Error::Encode {
-                format: "json",
-                reason: e.to_string(),
+            serde_json::to_writer_pretty(&mut *out, &document::Document::new(report, ctx)).map_err(|e| {
+                Error::Encode {
+                    format: "json",
+                    reason: e.to_string(),
+                }
             })?;
             writeln!(out)?;
         }
         Format::Yaml => {
-            let text = serde_saphyr::to_string(&doc).map_err(|e| Error::Encode {
+            let text = serde_saphyr::to_string(&document::Document::new(report, ctx)).map_err(|e| Error::Encode {
                 format: "yaml",
                 reason: e.to_string(),
             })?;
             out.write_all(text.as_bytes())?;
         }
+        Format::Csv => csv::write(report, ctx, out)?,
+        Format::Markdown => markdown::write(report, ctx, out)?,
     }
     Ok(())
 }

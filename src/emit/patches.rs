@@ -65,6 +65,64 @@ impl CurrentObjects {
     pub fn get(&self, kind: &str, namespace: &str, name: &str) -> Option<&Value> {
         self.objects.get(&(kind.into(), namespace.into(), name.into()))
     }
+
+    /// The objects as discovery saw them, rebuilt from the workloads: container names and
+    /// which resources are set, in spec order (app containers, then init containers and
+    /// sidecars), and each HPA's metrics in order. That is all a JSON patch addresses, so
+    /// patches can be computed offline (snapshots) too; every container and metric index in
+    /// a patch is guarded by a `test` op, so a patch applied to an object that has drifted
+    /// since fails instead of resizing the wrong container.
+    pub fn from_workloads(workloads: &[crate::model::Workload]) -> Self {
+        use crate::model::HpaMetric;
+        let mut out = CurrentObjects::default();
+        for w in workloads {
+            let Some((group, version, path)) = kind_paths(w.key.kind) else {
+                continue;
+            };
+            let mut pod = json!({});
+            for c in &w.containers {
+                let list = container_list(c.role);
+                if pod[list].is_null() {
+                    pod[list] = json!([]);
+                }
+                let mut item = json!({ "name": c.name });
+                if c.resources != Resources::default() {
+                    item["resources"] = resources_value(&c.resources);
+                }
+                pod[list].as_array_mut().expect("made a list above").push(item);
+            }
+            let mut body = pod;
+            for key in path.iter().rev() {
+                body = json!({ *key: body });
+            }
+            body["apiVersion"] = json!(format!("{group}/{version}"));
+            body["kind"] = json!(w.key.kind.as_str());
+            body["metadata"] = json!({ "name": w.key.name, "namespace": w.key.namespace });
+            out.insert_value(body);
+            if let Some(h) = &w.hpa {
+                let metrics: Vec<Value> = h
+                    .metrics
+                    .iter()
+                    .map(|m| match m {
+                        HpaMetric::Utilization { resource, target_percent } => {
+                            utilization_metric(resource, *target_percent)
+                        }
+                        HpaMetric::AverageValue { resource, .. } => {
+                            json!({ "type": "Resource", "resource": { "name": resource, "target": { "type": "AverageValue" } } })
+                        }
+                        HpaMetric::Other(kind) => json!({ "type": kind }),
+                    })
+                    .collect();
+                out.insert_value(json!({
+                    "apiVersion": "autoscaling/v2",
+                    "kind": "HorizontalPodAutoscaler",
+                    "metadata": { "name": h.name, "namespace": w.key.namespace },
+                    "spec": { "minReplicas": h.min_replicas, "maxReplicas": h.max_replicas, "metrics": metrics },
+                }));
+            }
+        }
+        out
+    }
 }
 
 /// What [`write_patches`] wrote and what it could not write.

@@ -1,17 +1,53 @@
 //! The table for people: one row per container, current -> recommended requests and limits,
-//! the change, the confidence and the monthly savings, sorted by savings (largest first,
-//! ties in workload order); then the HPA changes, a totals line and any warnings.
+//! the change, usage now (metrics-server, when the run has it), the confidence and the
+//! monthly savings, sorted by savings (largest first, ties in workload order); then the HPA
+//! changes, the workloads skipped and why, a totals line and the run's warnings.
+//!
+//! Colour only when the caller asks for it (a terminal, no `NO_COLOR`, no `--no-color`):
+//! increases red, decreases green, skipped rows dim.
 
 use std::io::Write;
 
+use super::Context;
 use crate::model::{format_cpu, format_memory};
 use crate::recommend::{Recommendation, Report};
+
+/// How a cell is coloured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tone {
+    Plain,
+    Up,
+    Down,
+    Dim,
+}
+
+impl Tone {
+    fn of(current: Option<f64>, recommended: Option<f64>) -> Tone {
+        match (current, recommended) {
+            (Some(a), Some(b)) if b > a => Tone::Up,
+            (Some(a), Some(b)) if b < a => Tone::Down,
+            (None, Some(_)) => Tone::Up,
+            _ => Tone::Plain,
+        }
+    }
+
+    fn paint(self, text: &str, color: bool) -> String {
+        let code = match self {
+            _ if !color => return text.to_string(),
+            Tone::Plain => return text.to_string(),
+            Tone::Up => "31",
+            Tone::Down => "32",
+            Tone::Dim => "2",
+        };
+        format!("\x1b[{code}m{text}\x1b[0m")
+    }
+}
 
 fn opt(v: Option<f64>, f: fn(f64) -> String) -> String {
     v.map(f).unwrap_or_else(|| "-".into())
 }
 
-fn change(current: Option<f64>, recommended: Option<f64>, f: fn(f64) -> String) -> String {
+pub(super) fn change(current: Option<f64>, recommended: Option<f64>, f: fn(f64) -> String) -> String {
     if current == recommended {
         opt(current, f)
     } else {
@@ -20,7 +56,7 @@ fn change(current: Option<f64>, recommended: Option<f64>, f: fn(f64) -> String) 
 }
 
 /// Relative change of one request: `-62 %`, `new`, or nothing when unchanged.
-fn delta(name: &str, current: Option<f64>, recommended: Option<f64>) -> Option<String> {
+pub(super) fn delta(name: &str, current: Option<f64>, recommended: Option<f64>) -> Option<String> {
     match (current.filter(|c| *c > 0.0), recommended) {
         (a, b) if a == b => None,
         (Some(a), Some(b)) => Some(format!("{name} {:+.0} %", (b - a) / a * 100.0)),
@@ -30,7 +66,7 @@ fn delta(name: &str, current: Option<f64>, recommended: Option<f64>) -> Option<S
     }
 }
 
-fn money(v: f64) -> String {
+pub(super) fn money(v: f64) -> String {
     if v < 0.0 {
         format!("-${:.2}", -v)
     } else {
@@ -38,7 +74,7 @@ fn money(v: f64) -> String {
     }
 }
 
-fn note(r: &Recommendation) -> String {
+pub(super) fn note(r: &Recommendation) -> String {
     if let Some(skip) = &r.skip {
         return skip.to_string();
     }
@@ -62,8 +98,78 @@ fn note(r: &Recommendation) -> String {
     flags.join(", ")
 }
 
+/// Usage now of the busiest pod: `120m / 210Mi`.
+fn usage_now(ctx: &Context, r: &Recommendation) -> String {
+    ctx.usage(&r.key)
+        .map(|u| format!("{} / {}", format_cpu(u.cpu_max), format_memory(u.memory_max)))
+        .unwrap_or_else(|| "-".into())
+}
+
+type Row = Vec<(String, Tone)>;
+
+fn row(r: &Recommendation, ctx: &Context, with_usage: bool) -> Row {
+    let (cur, rec) = (&r.current, &r.recommended);
+    let w = &r.key.workload;
+    let d: Vec<String> = [
+        delta("cpu", cur.cpu_request, rec.cpu_request),
+        delta("mem", cur.memory_request, rec.memory_request),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let mut note = note(r);
+    if let Some(vpa) = ctx.vpa_note(w) {
+        note = if note.is_empty() { vpa } else { format!("{vpa}, {note}") };
+    }
+    let plain = |s: String| (s, Tone::Plain);
+    let resource = |c: Option<f64>, n: Option<f64>, f: fn(f64) -> String| (change(c, n, f), Tone::of(c, n));
+    let request_tone = match (
+        Tone::of(cur.cpu_request, rec.cpu_request),
+        Tone::of(cur.memory_request, rec.memory_request),
+    ) {
+        (Tone::Up, _) | (_, Tone::Up) => Tone::Up,
+        (Tone::Down, _) | (_, Tone::Down) => Tone::Down,
+        _ => Tone::Plain,
+    };
+    let mut cells = vec![
+        plain(w.namespace.clone()),
+        plain(format!("{}/{}", w.kind, w.name)),
+        plain(r.key.container.clone()),
+        resource(cur.cpu_request, rec.cpu_request, format_cpu),
+        resource(cur.cpu_limit, rec.cpu_limit, format_cpu),
+        resource(cur.memory_request, rec.memory_request, format_memory),
+        resource(cur.memory_limit, rec.memory_limit, format_memory),
+        (d.join(", "), request_tone),
+    ];
+    if with_usage {
+        cells.push(plain(usage_now(ctx, r)));
+    }
+    cells.extend([
+        plain(if r.samples > 0 {
+            format!("{:.0} %", r.confidence * 100.0)
+        } else {
+            "-".into()
+        }),
+        plain(money(r.monthly_savings)),
+        plain(note),
+    ]);
+    if r.skip.is_some() {
+        for cell in &mut cells {
+            cell.1 = Tone::Dim;
+        }
+    }
+    cells
+}
+
+/// The plain table of a report alone (no colour, nothing beside the report).
 pub fn write(report: &Report, out: &mut impl Write) -> std::io::Result<()> {
-    let header = [
+    write_with(report, &Context::empty(), false, out)
+}
+
+/// The table with what the run found beside the report; `color` adds ANSI colour.
+pub fn write_with(report: &Report, ctx: &Context, color: bool, out: &mut impl Write) -> std::io::Result<()> {
+    let with_usage = !ctx.current_usage.is_empty();
+    let mut header = vec![
         "NAMESPACE",
         "WORKLOAD",
         "CONTAINER",
@@ -72,65 +178,38 @@ pub fn write(report: &Report, out: &mut impl Write) -> std::io::Result<()> {
         "MEMORY REQUEST",
         "MEMORY LIMIT",
         "DELTA",
-        "CONFIDENCE",
-        "SAVINGS/MO",
-        "NOTE",
     ];
+    if with_usage {
+        header.push("USAGE NOW");
+    }
+    header.extend(["CONFIDENCE", "SAVINGS/MO", "NOTE"]);
     let mut recs: Vec<&Recommendation> = report.containers().collect();
     // Stable: equal savings keep workload order.
     recs.sort_by(|a, b| b.monthly_savings.total_cmp(&a.monthly_savings));
-    let rows: Vec<[String; 11]> = recs
-        .iter()
-        .map(|r| {
-            let (cur, rec) = (&r.current, &r.recommended);
-            let w = &r.key.workload;
-            let d: Vec<String> = [
-                delta("cpu", cur.cpu_request, rec.cpu_request),
-                delta("mem", cur.memory_request, rec.memory_request),
-            ]
-            .into_iter()
-            .flatten()
-            .collect();
-            [
-                w.namespace.clone(),
-                format!("{}/{}", w.kind, w.name),
-                r.key.container.clone(),
-                change(cur.cpu_request, rec.cpu_request, format_cpu),
-                change(cur.cpu_limit, rec.cpu_limit, format_cpu),
-                change(cur.memory_request, rec.memory_request, format_memory),
-                change(cur.memory_limit, rec.memory_limit, format_memory),
-                d.join(", "),
-                if r.samples > 0 {
-                    format!("{:.0} %", r.confidence * 100.0)
-                } else {
-                    "-".into()
-                },
-                money(r.monthly_savings),
-                note(r),
-            ]
-        })
-        .collect();
-    let mut widths = header.map(str::len);
+    let rows: Vec<Row> = recs.iter().map(|r| row(r, ctx, with_usage)).collect();
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
+        for (w, (cell, _)) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
     }
-    let line = |cells: &[&str]| {
+    let line = |cells: &[(String, Tone)]| {
         let mut s = String::new();
-        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+        for (i, ((cell, tone), w)) in cells.iter().zip(&widths).enumerate() {
             if i + 1 == cells.len() {
-                s.push_str(cell);
+                s.push_str(&tone.paint(cell, color));
             } else {
-                s.push_str(&format!("{cell:<w$}  "));
+                let pad = w - cell.chars().count();
+                s.push_str(&tone.paint(cell, color));
+                s.push_str(&" ".repeat(pad + 2));
             }
         }
         s.trim_end().to_string()
     };
+    let header: Row = header.iter().map(|h| (h.to_string(), Tone::Plain)).collect();
     writeln!(out, "{}", line(&header))?;
     for row in &rows {
-        let cells: Vec<&str> = row.iter().map(String::as_str).collect();
-        writeln!(out, "{}", line(&cells))?;
+        writeln!(out, "{}", line(row))?;
     }
     let hpas: Vec<_> = report
         .workloads
@@ -140,28 +219,13 @@ pub fn write(report: &Report, out: &mut impl Write) -> std::io::Result<()> {
     if !hpas.is_empty() {
         writeln!(out)?;
         for (w, h) in hpas {
-            let mut parts: Vec<String> = h
-                .targets
-                .iter()
-                .map(|t| {
-                    format!(
-                        "{} target {} % -> {} %{}",
-                        t.resource,
-                        t.current_percent,
-                        t.recommended_percent,
-                        if t.clamped { " (clamped)" } else { "" }
-                    )
-                })
-                .collect();
-            parts.push(format!("minReplicas {} -> {}", h.current_min_replicas, h.min_replicas));
-            parts.push(format!("maxReplicas {} -> {}", h.current_max_replicas, h.max_replicas));
-            if h.sat_at_max {
-                parts.push(format!(
-                    "sat at maxReplicas for {:.1} h",
-                    h.at_max_seconds as f64 / 3600.0
-                ));
-            }
-            writeln!(out, "HPA {} ({}): {}", h.name, w.key, parts.join(", "))?;
+            writeln!(out, "HPA {} ({}): {}", h.name, w.key, hpa_summary(h).join(", "))?;
+        }
+    }
+    if !ctx.skipped.is_empty() {
+        writeln!(out, "\nSkipped workloads:")?;
+        for s in ctx.skipped {
+            writeln!(out, "{}", Tone::Dim.paint(&format!("  {}: {}", s.key, s.reason), color))?;
         }
     }
     let t = &report.totals;
@@ -174,10 +238,43 @@ pub fn write(report: &Report, out: &mut impl Write) -> std::io::Result<()> {
         t.skipped,
         money(t.monthly_savings)
     )?;
+    if !ctx.vpa.is_empty() {
+        writeln!(
+            out,
+            "{} workloads managed by an active VPA: left out of patches, manifest edits and --apply unless --force",
+            ctx.vpa.len()
+        )?;
+    }
     for w in &report.warnings {
         writeln!(out, "warning: {w}")?;
     }
     Ok(())
+}
+
+/// `cpu target 70 % -> 85 %, minReplicas 2 -> 3, ...` for the table and the Markdown summary.
+pub(super) fn hpa_summary(h: &crate::recommend::HpaRecommendation) -> Vec<String> {
+    let mut parts: Vec<String> = h
+        .targets
+        .iter()
+        .map(|t| {
+            format!(
+                "{} target {} % -> {} %{}",
+                t.resource,
+                t.current_percent,
+                t.recommended_percent,
+                if t.clamped { " (clamped)" } else { "" }
+            )
+        })
+        .collect();
+    parts.push(format!("minReplicas {} -> {}", h.current_min_replicas, h.min_replicas));
+    parts.push(format!("maxReplicas {} -> {}", h.current_max_replicas, h.max_replicas));
+    if h.sat_at_max {
+        parts.push(format!(
+            "sat at maxReplicas for {:.1} h",
+            h.at_max_seconds as f64 / 3600.0
+        ));
+    }
+    parts
 }
 
 #[cfg(test)]
@@ -193,5 +290,14 @@ mod tests {
         assert_eq!(money(-1.2), "-$1.20");
         assert_eq!(change(Some(0.5), Some(0.5), format_cpu), "500m");
         assert_eq!(change(Some(0.5), Some(0.25), format_cpu), "500m -> 250m");
+    }
+
+    #[test]
+    fn colour_only_when_asked() {
+        assert_eq!(Tone::of(Some(0.5), Some(0.25)), Tone::Down);
+        assert_eq!(Tone::of(Some(0.25), Some(0.5)), Tone::Up);
+        assert_eq!(Tone::Up.paint("x", false), "x");
+        assert_eq!(Tone::Up.paint("x", true), "\x1b[31mx\x1b[0m");
+        assert_eq!(Tone::Down.paint("x", true), "\x1b[32mx\x1b[0m");
     }
 }

@@ -1,0 +1,283 @@
+//! What one run writes and changes, chosen once by the caller (the `recommend` command or
+//! agent mode) and handed to [`crate::pipeline::run`]: the report and where it goes, the
+//! pull-request files, the cluster writes and the pushed metrics. [`RunOutcome`] says what
+//! each of them did.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use super::Format;
+use super::annotate::{self, AnnotateReport, Annotation};
+use super::apply::{self, ApplyReport};
+use super::change::{self, WorkloadChange};
+use super::manifests::{self, ManifestReport};
+use super::patches::{self, CurrentObjects, PatchFormat, PatchReport};
+use super::progress::Progress;
+use super::push::{self, RunMetrics};
+use crate::model::{Workload, WorkloadKey};
+use crate::recommend::Report;
+
+/// Where the report goes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum ReportTarget {
+    /// Standard output (the CLI default).
+    #[default]
+    Stdout,
+    /// A file, written atomically (whole or not at all).
+    File(PathBuf),
+    /// No report (agent runs that only push metrics, for instance).
+    None,
+}
+
+/// Patch files for a pull request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PatchOutput {
+    pub dir: PathBuf,
+    pub format: PatchFormat,
+}
+
+/// Metrics pushed to a Pushgateway at the end of the run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushTarget {
+    /// Base URL of the Pushgateway, e.g. `http://pushgateway:9091`.
+    pub url: String,
+    /// The `job` grouping label (default `rightsizer`).
+    pub job: String,
+    /// Further grouping labels, in order (e.g. `cluster=prod`).
+    pub grouping: Vec<(String, String)>,
+}
+
+/// Everything one run emits besides recommending. `Outputs::default()` prints the table on
+/// stdout and changes nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Outputs {
+    pub report: ReportTarget,
+    pub format: Format,
+    /// ANSI colour in the table (the caller decides: terminal, `NO_COLOR`, `--no-color`).
+    pub color: bool,
+    /// A Markdown summary for a pull-request body, written atomically.
+    pub markdown: Option<PathBuf>,
+    pub patches: Option<PatchOutput>,
+    /// Edit the `resources:` blocks of the manifests under this directory in place.
+    pub manifests: Option<PathBuf>,
+    /// Write `rightsizer.dev/*` annotations on each changed workload (needs the API).
+    pub annotate: bool,
+    pub push: Option<PushTarget>,
+    /// Patch the workloads' resources and HPAs in the cluster (needs the API).
+    pub apply: bool,
+    /// Include workloads an active VPA manages or a GitOps controller owns in patches,
+    /// manifest edits and `apply`.
+    pub force: bool,
+    /// Redraw a progress line on stderr (the caller checks that stderr is a terminal).
+    pub progress: bool,
+}
+
+/// What a run did.
+#[derive(Debug)]
+pub struct RunOutcome {
+    pub report: Report,
+    /// Every change the report recommends (VPA-managed workloads included).
+    pub changes: Vec<WorkloadChange>,
+    pub patches: Option<PatchReport>,
+    pub manifests: Option<ManifestReport>,
+    pub annotated: Option<AnnotateReport>,
+    pub applied: Option<ApplyReport>,
+    /// Metrics reached the Pushgateway.
+    pub pushed: bool,
+    /// Outputs that failed as a whole (a file not written, the Pushgateway unreachable);
+    /// the other outputs still ran. Per-workload failures are in the reports above.
+    pub errors: Vec<super::Error>,
+    pub duration: Duration,
+}
+
+impl RunOutcome {
+    /// Whether the run recommends any change (what `--check` turns into exit code 3).
+    pub fn changes_recommended(&self) -> bool {
+        !self.changes.is_empty()
+    }
+
+    /// Workloads whose annotation or apply failed.
+    pub fn failed_workloads(&self) -> usize {
+        self.annotated.as_ref().map_or(0, |a| a.failed.len()) + self.applied.as_ref().map_or(0, |a| a.failed.len())
+    }
+}
+
+/// What the emit stage gets from the rest of the run.
+pub struct Emit<'a> {
+    pub report: Report,
+    pub ctx: super::Context<'a>,
+    /// The discovered workloads (labels and annotations for GitOps checks, container order
+    /// for JSON patches).
+    pub workloads: &'a [Workload],
+    /// The Kubernetes client when the run has the API.
+    pub client: Option<&'a kube::Client>,
+    pub started: Instant,
+}
+
+fn write_error(path: &std::path::Path, source: std::io::Error) -> super::Error {
+    super::Error::Write {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// Runs every output `outputs` selects, in order: report, Markdown, patches, manifests,
+/// annotations, apply, pushed metrics. A failing output is recorded and the next one runs.
+pub async fn emit(run: Emit<'_>, outputs: &Outputs, progress: &Progress) -> RunOutcome {
+    let Emit {
+        report,
+        ctx,
+        workloads,
+        client,
+        started,
+    } = run;
+    let changes = change::changes(&report);
+    // Workloads an active VPA manages stay out of every write unless --force.
+    let writable: Vec<WorkloadChange> = changes
+        .iter()
+        .filter(|c| outputs.force || !ctx.vpa.contains_key(&c.key))
+        .cloned()
+        .collect();
+    let mut outcome = RunOutcome {
+        report: Report {
+            window_start: report.window_start,
+            window_end: report.window_end,
+            workloads: Vec::new(),
+            totals: report.totals.clone(),
+            warnings: Vec::new(),
+        },
+        changes: Vec::new(),
+        patches: None,
+        manifests: None,
+        annotated: None,
+        applied: None,
+        pushed: false,
+        errors: Vec::new(),
+        duration: Duration::ZERO,
+    };
+    progress.clear();
+    let mut text = Vec::new();
+    match &outputs.report {
+        ReportTarget::None => {}
+        target => match super::write(&report, &ctx, outputs.format, outputs.color, &mut text) {
+            Err(e) => outcome.errors.push(e),
+            Ok(()) => {
+                let written = match target {
+                    ReportTarget::File(path) => crate::atomic::write(path, &text).map_err(|e| write_error(path, e)),
+                    _ => std::io::stdout().lock().write_all(&text).map_err(super::Error::Io),
+                };
+                if let Err(e) = written {
+                    outcome.errors.push(e);
+                }
+            }
+        },
+    }
+    if let Some(path) = &outputs.markdown {
+        let mut md = Vec::new();
+        let written = super::write(&report, &ctx, Format::Markdown, false, &mut md)
+            .and_then(|()| crate::atomic::write(path, &md).map_err(|e| write_error(path, e)));
+        if let Err(e) = written {
+            outcome.errors.push(e);
+        }
+    }
+    if let Some(p) = &outputs.patches {
+        progress.stage("writing patches…");
+        let current = CurrentObjects::from_workloads(workloads);
+        match patches::write_patches(&p.dir, &writable, p.format, &current) {
+            Ok(r) => {
+                for (key, reason) in &r.skipped {
+                    tracing::warn!(workload = %key, "no patch written: {reason}");
+                }
+                tracing::info!(files = r.files.len(), dir = %p.dir.display(), "patches written");
+                outcome.patches = Some(r);
+            }
+            Err(e) => outcome.errors.push(e),
+        }
+    }
+    if let Some(dir) = &outputs.manifests {
+        progress.stage("editing manifests…");
+        match manifests::edit_manifests(dir, &writable) {
+            Ok(r) => {
+                for key in &r.not_found {
+                    tracing::warn!(workload = %key, "no manifest under {} defines it", dir.display());
+                }
+                for p in &r.problems {
+                    tracing::warn!(workload = %p.key, "manifest not edited: {}", p.reason);
+                }
+                for (path, reason) in &r.unparsable {
+                    tracing::warn!(path = %path.display(), "not valid YAML, left untouched: {reason}");
+                }
+                tracing::info!(files = r.files_changed.len(), "manifests edited");
+                outcome.manifests = Some(r);
+            }
+            Err(e) => outcome.errors.push(e),
+        }
+    }
+    if outputs.annotate
+        && let Some(client) = client
+    {
+        progress.stage("annotating workloads…");
+        let by_key: BTreeMap<&WorkloadKey, &Workload> = workloads.iter().map(|w| (&w.key, w)).collect();
+        let items: Vec<Annotation> = writable
+            .iter()
+            .map(|c| Annotation {
+                change: c.clone(),
+                confidence: confidence(&report, &c.key),
+                known_annotations: by_key.get(&c.key).map(|w| w.annotations.clone()),
+            })
+            .collect();
+        let now = k8s_openapi::jiff::Timestamp::now();
+        outcome.annotated = Some(annotate::annotate(client, &items, now).await);
+    }
+    if outputs.apply
+        && let Some(client) = client
+    {
+        progress.stage("applying…");
+        let by_key: BTreeMap<WorkloadKey, &Workload> = workloads.iter().map(|w| (w.key.clone(), w)).collect();
+        let r = apply::apply(client, &changes, &by_key, ctx.vpa, outputs.force).await;
+        for (key, reason) in &r.refused {
+            eprintln!("not applied: {key}: {reason}");
+        }
+        outcome.applied = Some(r);
+    }
+    if let Some(push) = &outputs.push {
+        progress.stage("pushing metrics…");
+        let finished_at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let metrics = RunMetrics::from_report(
+            &report,
+            outcome.failed_workloads() as u64,
+            started.elapsed(),
+            finished_at,
+        );
+        match push::push_metrics(&push.url, &push.job, &push.grouping, &metrics).await {
+            Ok(()) => outcome.pushed = true,
+            Err(e) => outcome.errors.push(e),
+        }
+    }
+    progress.clear();
+    outcome.report = report;
+    outcome.changes = changes;
+    outcome.duration = started.elapsed();
+    outcome
+}
+
+/// `rightsizer.dev/confidence`: the lowest confidence of the workload's containers, 0 to 1.
+fn confidence(report: &Report, key: &WorkloadKey) -> String {
+    let lowest = report
+        .workloads
+        .iter()
+        .filter(|w| &w.key == key)
+        .flat_map(|w| &w.containers)
+        .filter(|c| c.skip.is_none())
+        .map(|c| c.confidence)
+        .fold(f64::INFINITY, f64::min);
+    if lowest.is_finite() {
+        format!("{lowest:.2}")
+    } else {
+        "0.00".into()
+    }
+}
