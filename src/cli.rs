@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::emit::Format;
+use crate::emit::patches::PatchFormat;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -35,15 +36,82 @@ pub enum Command {
     Snapshot(SnapshotArgs),
     /// Generate synthetic cluster history (for demos, tests and benchmarks).
     Generate(GenerateArgs),
+    /// Run in the cluster: recommend, then annotate, push metrics, write patches and a report ConfigMap.
+    Agent(crate::agent::AgentArgs),
 }
 
 #[derive(Debug, Args)]
 pub struct RecommendArgs {
     #[command(flatten)]
     pub input: InputArgs,
-    /// Output format.
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// CI check mode: exit with code 3 when any change is recommended (0 when none, 2 on
+    /// error).
+    #[arg(long, env = "RIGHTSIZER_CHECK")]
+    pub check: bool,
+}
+
+/// What a run writes and changes: the report, pull-request files, cluster writes, metrics.
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// Report format (table for people; json, yaml, csv for machines; markdown for a PR).
     #[arg(long, short = 'f', value_enum, default_value_t = Format::Table, env = "RIGHTSIZER_FORMAT")]
     pub format: Format,
+    /// Write the report to this file (atomically) instead of stdout.
+    #[arg(long, short = 'o', value_name = "FILE", env = "RIGHTSIZER_OUTPUT")]
+    pub output: Option<PathBuf>,
+    /// No colour in the table (also off when stdout is not a terminal or NO_COLOR is set).
+    #[arg(long, env = "RIGHTSIZER_NO_COLOR")]
+    pub no_color: bool,
+    /// No progress line on stderr (it is only drawn when stderr is a terminal).
+    #[arg(long, env = "RIGHTSIZER_NO_PROGRESS")]
+    pub no_progress: bool,
+    /// Also write a Markdown summary for a pull-request body to this file.
+    #[arg(long, value_name = "FILE", env = "RIGHTSIZER_MARKDOWN")]
+    pub markdown: Option<PathBuf>,
+    /// Write kustomize patches (one per changed workload, plus kustomization.yaml) here.
+    #[arg(long, value_name = "DIR", env = "RIGHTSIZER_PATCHES_DIR")]
+    pub patches_dir: Option<PathBuf>,
+    /// Format of the workload patches in --patches-dir (HPA patches are always RFC 6902).
+    #[arg(long, value_enum, default_value_t = PatchFormat::Strategic, env = "RIGHTSIZER_PATCH_FORMAT", requires = "patches_dir")]
+    pub patch_format: PatchFormat,
+    /// Edit the resources of the YAML manifests under DIR in place (comments and formatting
+    /// kept).
+    #[arg(long, value_name = "DIR", env = "RIGHTSIZER_MANIFESTS")]
+    pub manifests: Option<PathBuf>,
+    /// Write the recommendation as `rightsizer.dev/*` annotations on each changed workload
+    /// (needs the Kubernetes API and RBAC `patch`; never touches the spec).
+    #[arg(long, env = "RIGHTSIZER_ANNOTATE")]
+    pub annotate: bool,
+    /// Push metrics to the Pushgateway at this URL at the end of the run.
+    #[arg(long, value_name = "URL", env = "RIGHTSIZER_PUSH_METRICS")]
+    pub push_metrics: Option<String>,
+    /// The `job` label of pushed metrics.
+    #[arg(
+        long,
+        default_value = "rightsizer",
+        env = "RIGHTSIZER_PUSH_JOB",
+        requires = "push_metrics"
+    )]
+    pub push_job: String,
+    /// Extra grouping labels of pushed metrics, `name=value` (repeatable or comma-separated).
+    #[arg(
+        long,
+        value_name = "NAME=VALUE",
+        env = "RIGHTSIZER_PUSH_GROUPING",
+        value_delimiter = ',',
+        requires = "push_metrics"
+    )]
+    pub push_grouping: Vec<String>,
+    /// Patch the recommended resources and HPA settings into the cluster. Refuses workloads
+    /// an active VPA manages or a GitOps controller owns, unless --force.
+    #[arg(long, env = "RIGHTSIZER_APPLY")]
+    pub apply: bool,
+    /// Include VPA-managed workloads in patches, manifest edits, annotations and --apply, and
+    /// GitOps-owned ones in --apply.
+    #[arg(long, env = "RIGHTSIZER_FORCE")]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]

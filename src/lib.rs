@@ -4,9 +4,11 @@
 //! `model` (pure data) -> `recommend` (pure maths) -> `emit` (reports and side effects).
 //! `synth` generates realistic cluster history for the demo, the tests and the benchmarks.
 
+pub mod agent;
 pub mod atomic;
 pub mod cli;
 pub mod collect;
+pub mod config;
 pub mod emit;
 pub mod generate;
 pub mod model;

@@ -1,13 +1,17 @@
 //! Integration tests, one binary (each test binary links all of kube): the real rightsizer
 //! binary against a real Prometheus and Pushgateway and the fake Kubernetes API server.
 
+mod agent;
+mod dashboard;
 mod demo;
+mod deploy;
 mod discover;
 mod emit_cluster;
 mod emit_manifests;
 mod emit_patches;
 mod fake_api_tests;
 mod history;
+mod outputs;
 mod recommend_truth;
 mod slice;
 mod snapshot_cmd;

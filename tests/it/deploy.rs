@@ -1,0 +1,345 @@
+//! deploy/: every manifest parses into its k8s-openapi type with nothing left over (a typed
+//! round trip that drops an unknown or misspelt field fails), every kustomization lists files
+//! that exist, the ClusterRoles grant exactly the API calls the code can make (both ways), the
+//! CronJob is locked down, the bundled config parses, and the Dockerfile builds the binary
+//! exactly as scripts/build-static does.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::CronJob;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, PodSpec, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding};
+use rightsizer::agent::{ANNOTATE_CALLS, APPLY_CALLS, REPORT_CALLS};
+use rightsizer::collect::kube::{API_CALLS, ApiCall};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
+}
+
+/// Every YAML file under deploy/, relative paths, sorted.
+fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            yaml_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "yaml") {
+            out.push(path);
+        }
+    }
+    out.sort();
+}
+
+fn is_manifest(path: &Path) -> bool {
+    let name = path.file_name().unwrap().to_string_lossy();
+    name != "kustomization.yaml" && !name.ends_with(".patch.yaml")
+}
+
+/// Parses `doc` as `T` and checks that serializing it back gives `doc` again.
+fn typed<T: DeserializeOwned + Serialize>(doc: &Value, what: &str) -> T {
+    let t: T = serde_json::from_value(doc.clone()).unwrap_or_else(|e| panic!("{what}: {e}"));
+    let back = serde_json::to_value(&t).unwrap();
+    assert_eq!(
+        &back, doc,
+        "{what}: fields lost in a typed round trip (unknown or misspelt?)\nfile:  {doc}\ntyped: {back}"
+    );
+    t
+}
+
+#[derive(Default)]
+struct Manifests {
+    cluster_roles: BTreeMap<String, ClusterRole>,
+    roles: BTreeMap<String, Role>,
+    cluster_bindings: Vec<ClusterRoleBinding>,
+    bindings: Vec<RoleBinding>,
+    service_accounts: Vec<ServiceAccount>,
+    config_maps: Vec<ConfigMap>,
+    cron_jobs: Vec<CronJob>,
+    deployments: Vec<Deployment>,
+    files: usize,
+}
+
+fn manifests() -> Manifests {
+    let mut files = Vec::new();
+    yaml_files(&root().join("deploy"), &mut files);
+    let mut m = Manifests::default();
+    for path in files.iter().filter(|p| is_manifest(p)) {
+        let text = std::fs::read_to_string(path).unwrap();
+        let docs: Vec<Value> = serde_saphyr::from_multiple(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        m.files += 1;
+        for doc in docs {
+            let what = format!("{} {}", path.display(), doc["kind"]);
+            match doc["kind"].as_str().unwrap_or_default() {
+                "Namespace" => drop(typed::<Namespace>(&doc, &what)),
+                "ServiceAccount" => m.service_accounts.push(typed(&doc, &what)),
+                "ClusterRole" => {
+                    let r: ClusterRole = typed(&doc, &what);
+                    m.cluster_roles.insert(r.metadata.name.clone().unwrap(), r);
+                }
+                "Role" => {
+                    let r: Role = typed(&doc, &what);
+                    m.roles.insert(r.metadata.name.clone().unwrap(), r);
+                }
+                "ClusterRoleBinding" => m.cluster_bindings.push(typed(&doc, &what)),
+                "RoleBinding" => m.bindings.push(typed(&doc, &what)),
+                "ConfigMap" => m.config_maps.push(typed(&doc, &what)),
+                "CronJob" => m.cron_jobs.push(typed(&doc, &what)),
+                "Deployment" => m.deployments.push(typed(&doc, &what)),
+                other => panic!("{what}: no typed check for kind {other:?}"),
+            }
+        }
+    }
+    m
+}
+
+#[test]
+fn every_manifest_is_a_valid_typed_object() {
+    let m = manifests();
+    assert!(m.files >= 12, "only {} manifest files", m.files);
+    assert_eq!(m.cron_jobs.len(), 1);
+    assert_eq!(m.deployments.len(), 1, "the schedule-mode Deployment");
+    // `kubernetes-validate --strict` checks the same against the OpenAPI schemas, when installed.
+    let mut files = Vec::new();
+    yaml_files(&root().join("deploy"), &mut files);
+    match std::process::Command::new("kubernetes-validate")
+        .args(["--strict", "-k", "1.33.0", "--quiet"])
+        .args(files.iter().filter(|p| is_manifest(p)))
+        .output()
+    {
+        Ok(out) => assert!(
+            out.status.success(),
+            "kubernetes-validate --strict:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        Err(_) => eprintln!("kubernetes-validate not installed (pip install kubernetes-validate): typed check only"),
+    }
+}
+
+#[test]
+fn kustomizations_list_every_file_of_their_directory() {
+    let mut files = Vec::new();
+    yaml_files(&root().join("deploy"), &mut files);
+    for k in files.iter().filter(|p| p.ends_with("kustomization.yaml")) {
+        let dir = k.parent().unwrap();
+        let doc: Value = serde_saphyr::from_str(&std::fs::read_to_string(k).unwrap()).unwrap();
+        let mut listed = BTreeSet::new();
+        for r in doc["resources"].as_array().into_iter().flatten() {
+            let r = r.as_str().unwrap();
+            assert!(dir.join(r).exists(), "{}: {r} does not exist", k.display());
+            listed.insert(r.to_string());
+        }
+        for p in doc["patches"].as_array().into_iter().flatten() {
+            let path = p["path"].as_str().unwrap();
+            assert!(dir.join(path).exists(), "{}: patch {path} does not exist", k.display());
+            listed.insert(path.to_string());
+        }
+        for f in files
+            .iter()
+            .filter(|f| f.parent() == Some(dir) && !f.ends_with("kustomization.yaml"))
+        {
+            let name = f.file_name().unwrap().to_string_lossy().into_owned();
+            assert!(listed.contains(&name), "{} does not list {name}", k.display());
+        }
+    }
+}
+
+fn calls(rules: &[PolicyRule], what: &str) -> BTreeSet<(String, String, String)> {
+    let mut set = BTreeSet::new();
+    for rule in rules {
+        assert!(
+            rule.resource_names.is_none() && rule.non_resource_urls.is_none(),
+            "{what}: {rule:?}"
+        );
+        for g in rule.api_groups.iter().flatten() {
+            for r in rule.resources.iter().flatten() {
+                for v in &rule.verbs {
+                    assert!(![g, r, v].contains(&&"*".to_string()), "{what}: wildcard in {rule:?}");
+                    assert!(
+                        set.insert((g.clone(), r.clone(), v.clone())),
+                        "{what}: {g}/{r} {v} twice"
+                    );
+                }
+            }
+        }
+    }
+    set
+}
+
+fn table(calls: &[ApiCall]) -> BTreeSet<(String, String, String)> {
+    calls
+        .iter()
+        .map(|c| (c.group.into(), c.resource.into(), c.verb.into()))
+        .collect()
+}
+
+#[test]
+fn roles_grant_exactly_the_calls_the_code_makes() {
+    let m = manifests();
+    let cluster_role = |name: &str| {
+        let r = m
+            .cluster_roles
+            .get(name)
+            .unwrap_or_else(|| panic!("no ClusterRole {name}"));
+        calls(r.rules.as_deref().unwrap_or_default(), name)
+    };
+    for (name, code) in [
+        ("rightsizer-read", API_CALLS),
+        ("rightsizer-annotate", ANNOTATE_CALLS),
+        ("rightsizer-apply", APPLY_CALLS),
+    ] {
+        let granted = cluster_role(name);
+        let wanted = table(code);
+        let missing: Vec<_> = wanted.difference(&granted).collect();
+        let extra: Vec<_> = granted.difference(&wanted).collect();
+        assert!(missing.is_empty(), "{name} lacks {missing:?}");
+        assert!(extra.is_empty(), "{name} grants more than the code uses: {extra:?}");
+    }
+    assert_eq!(m.cluster_roles.len(), 3, "{:?}", m.cluster_roles.keys());
+    let report = m.roles.get("rightsizer-report").expect("Role rightsizer-report");
+    assert_eq!(report.metadata.namespace.as_deref(), Some("rightsizer"));
+    assert_eq!(
+        calls(report.rules.as_deref().unwrap_or_default(), "rightsizer-report"),
+        table(REPORT_CALLS)
+    );
+    // Every role is bound to the agent's ServiceAccount, and to nothing else.
+    let sa = &m.service_accounts[0].metadata;
+    assert_eq!(
+        (sa.namespace.as_deref(), sa.name.as_deref()),
+        (Some("rightsizer"), Some("rightsizer"))
+    );
+    let mut bound = BTreeSet::new();
+    for b in &m.cluster_bindings {
+        assert_eq!(b.role_ref.kind, "ClusterRole");
+        for s in b.subjects.iter().flatten() {
+            assert_eq!((s.kind.as_str(), s.name.as_str()), ("ServiceAccount", "rightsizer"));
+            assert_eq!(s.namespace.as_deref(), Some("rightsizer"));
+        }
+        bound.insert(b.role_ref.name.clone());
+    }
+    assert_eq!(bound, m.cluster_roles.keys().cloned().collect());
+    assert_eq!(m.bindings.len(), 1);
+    assert_eq!(m.bindings[0].role_ref.name, "rightsizer-report");
+}
+
+fn check_pod(spec: &PodSpec, what: &str) {
+    assert_eq!(spec.service_account_name.as_deref(), Some("rightsizer"), "{what}");
+    let psc = spec.security_context.as_ref().expect("pod securityContext");
+    assert_eq!(psc.run_as_non_root, Some(true), "{what}");
+    assert_eq!(psc.run_as_user, Some(65532), "{what}");
+    assert_eq!(
+        psc.seccomp_profile.as_ref().map(|s| s.type_.as_str()),
+        Some("RuntimeDefault"),
+        "{what}"
+    );
+    let c = &spec.containers[0];
+    let sc = c.security_context.as_ref().expect("container securityContext");
+    assert_eq!(sc.read_only_root_filesystem, Some(true), "{what}");
+    assert_eq!(sc.allow_privilege_escalation, Some(false), "{what}");
+    assert_eq!(
+        sc.capabilities.as_ref().and_then(|c| c.drop.clone()),
+        Some(vec!["ALL".to_string()]),
+        "{what}"
+    );
+    let res = c.resources.as_ref().expect("resources");
+    let requests = res.requests.as_ref().expect("requests");
+    assert!(
+        requests.contains_key("cpu") && requests.contains_key("memory"),
+        "{what}"
+    );
+    assert!(res.limits.as_ref().is_some_and(|l| l.contains_key("memory")), "{what}");
+    // The config file the args name is the mounted ConfigMap's key, and the patch directory
+    // of the bundled config sits on the writable emptyDir.
+    let args = c.args.clone().unwrap_or_default();
+    let config_arg = &args[args.iter().position(|a| a == "--config").expect("--config") + 1];
+    let mounts = c.volume_mounts.clone().unwrap_or_default();
+    let mount_of = |volume: &str| {
+        mounts
+            .iter()
+            .find(|m| m.name == volume)
+            .unwrap_or_else(|| panic!("{what}: volume {volume} not mounted"))
+            .mount_path
+            .clone()
+    };
+    assert_eq!(*config_arg, format!("{}/config.yaml", mount_of("config")), "{what}");
+    let volumes = spec.volumes.clone().unwrap_or_default();
+    assert!(
+        volumes.iter().any(|v| v.name == "out" && v.empty_dir.is_some()),
+        "{what}"
+    );
+    let cm = manifests()
+        .config_maps
+        .into_iter()
+        .find(|c| c.metadata.name.as_deref() == Some("rightsizer-config"));
+    let text = cm.unwrap().data.unwrap()["config.yaml"].clone();
+    let config = rightsizer::config::Config::from_yaml(&text).unwrap_or_else(|e| panic!("bundled config: {e}"));
+    let dir = config.outputs.patches.expect("patches output").dir;
+    assert!(
+        dir.starts_with(mount_of("out")),
+        "{what}: {} is not on the emptyDir",
+        dir.display()
+    );
+}
+
+#[test]
+fn the_cronjob_is_locked_down_and_bounded() {
+    let m = manifests();
+    let cj = &m.cron_jobs[0];
+    let spec = cj.spec.as_ref().unwrap();
+    assert_eq!(spec.concurrency_policy.as_deref(), Some("Forbid"));
+    assert!(spec.successful_jobs_history_limit.is_some() && spec.failed_jobs_history_limit.is_some());
+    spec.schedule.parse::<rightsizer::schedule::Schedule>().unwrap();
+    let job = spec.job_template.spec.as_ref().unwrap();
+    assert!(job.backoff_limit.is_some() && job.active_deadline_seconds.is_some());
+    check_pod(job.template.spec.as_ref().unwrap(), "CronJob");
+    let d = &m.deployments[0];
+    let spec = d.spec.as_ref().unwrap();
+    assert_eq!(spec.replicas, Some(1));
+    let pod = spec.template.spec.as_ref().unwrap();
+    check_pod(pod, "Deployment");
+    let args = pod.containers[0].args.clone().unwrap();
+    let schedule = &args[args.iter().position(|a| a == "--schedule").unwrap() + 1];
+    schedule.parse::<rightsizer::schedule::Schedule>().unwrap();
+}
+
+/// `NAME=value` or `NAME="value"` / `NAME='value'` on a line of `text` (shell or Dockerfile
+/// `ENV`/`ARG`), unquoted.
+fn assignment(text: &str, name: &str) -> Option<String> {
+    text.lines().find_map(|line| {
+        let line = line.trim();
+        let rest = ["export ", "ENV ", "ARG ", ""].iter().find_map(|p| {
+            line.strip_prefix(p)
+                .and_then(|l| l.strip_prefix(name)?.strip_prefix('='))
+        })?;
+        Some(rest.trim().trim_matches(|c| c == '"' || c == '\'').to_string())
+    })
+}
+
+#[test]
+fn the_dockerfile_and_build_static_build_the_same_way() {
+    let docker = std::fs::read_to_string(root().join("deploy/Dockerfile")).unwrap();
+    let script = std::fs::read_to_string(root().join("scripts/build-static")).unwrap();
+    for name in ["RUSTFLAGS", "TARGET"] {
+        let d = assignment(&docker, name).unwrap_or_else(|| panic!("Dockerfile sets no {name}"));
+        let s = assignment(&script, name).unwrap_or_else(|| panic!("build-static sets no {name}"));
+        assert_eq!(d, s, "{name} differs");
+    }
+    assert_eq!(
+        assignment(&script, "RUSTFLAGS").unwrap(),
+        "-C target-feature=+crt-static"
+    );
+    assert_eq!(assignment(&script, "TARGET").unwrap(), "x86_64-unknown-linux-gnu");
+    let build = r#"cargo build --release --locked --target "$TARGET" --bin rightsizer"#;
+    assert!(
+        docker.contains(build) && script.contains(build),
+        "both build with: {build}"
+    );
+    assert!(docker.contains(r#"cp "target/$TARGET/release/rightsizer" /rightsizer"#));
+    assert!(docker.contains("COPY --from=build /rightsizer /rightsizer"));
+    assert!(docker.contains("FROM gcr.io/distroless/static-debian12:nonroot"));
+    assert!(docker.contains("USER 65532:65532"));
+}
