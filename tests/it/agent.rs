@@ -144,25 +144,7 @@ async fn setup() -> Setup {
 }
 
 async fn pushed(prom: &str, expr: &str) -> Vec<Value> {
-    let http = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let answer: Value = http
-            .get(format!("{prom}/api/v1/query"))
-            .query(&[("query", expr)])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let result = answer["data"]["result"].as_array().cloned().unwrap_or_default();
-        if !result.is_empty() {
-            return result;
-        }
-        assert!(Instant::now() < deadline, "{expr}: nothing pushed reached prometheus");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    crate::support::servers::scraped(prom, expr, 1).await
 }
 
 fn no_leftovers(dir: &Path) {

@@ -10,7 +10,7 @@ use k8s_openapi::jiff::Timestamp;
 use rightsizer::emit::annotate::{Annotation, annotate, recommendation_json};
 use rightsizer::emit::push::{ContainerMetrics, RunMetrics, exposition, push_metrics};
 use rightsizer::model::{Resources, WorkloadKey, WorkloadKind};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::emit_patches::{changes, cron_job, deployment, stateful_set};
 use crate::support::fake_api::FakeApi;
@@ -190,64 +190,43 @@ async fn emit_cluster_pushed_metrics_reach_prometheus() {
         .unwrap();
 
     // Rebuild the exposition from what Prometheus scraped and compare sample by sample.
-    let http = reqwest::Client::new();
     let want = samples(&text);
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let answer: Value = http
-            .get(format!("{}/api/v1/query", prom.url))
-            .query(&[("query", "{__name__=~\"rightsizer_.*\"}")])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let result = answer["data"]["result"].as_array().cloned().unwrap_or_default();
-        if result.len() >= want.len() {
-            let mut got = BTreeSet::new();
-            for s in &result {
-                let m = s["metric"].as_object().unwrap();
-                assert_eq!(m["job"], "rightsizer");
-                assert_eq!(m["cluster"], "prod/eu-1");
-                let labels: Vec<String> = m
-                    .iter()
-                    .filter(|(k, _)| !["__name__", "job", "cluster", "instance"].contains(&k.as_str()))
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect();
-                got.insert((
-                    m["__name__"].as_str().unwrap().to_string(),
-                    labels,
-                    number(s["value"][1].as_str().unwrap()),
-                ));
-            }
-            let want: BTreeSet<_> = want
-                .iter()
-                .map(|line| {
-                    let (series, value) = line.rsplit_once(' ').unwrap();
-                    let (name, labels) = series.split_once('{').unwrap_or((series, "}"));
-                    let mut labels: Vec<String> = labels
-                        .trim_end_matches('}')
-                        .split(',')
-                        .filter(|l| !l.is_empty())
-                        .map(|l| {
-                            let (k, v) = l.split_once('=').unwrap();
-                            format!("{k}={v}")
-                        })
-                        .collect();
-                    labels.sort();
-                    (name.to_string(), labels, number(value))
+    let result = crate::support::servers::scraped(&prom.url, "{__name__=~\"rightsizer_.*\"}", want.len()).await;
+    let mut got = BTreeSet::new();
+    for s in &result {
+        let m = s["metric"].as_object().unwrap();
+        assert_eq!(m["job"], "rightsizer");
+        assert_eq!(m["cluster"], "prod/eu-1");
+        let labels: Vec<String> = m
+            .iter()
+            .filter(|(k, _)| !["__name__", "job", "cluster", "instance"].contains(&k.as_str()))
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        got.insert((
+            m["__name__"].as_str().unwrap().to_string(),
+            labels,
+            number(s["value"][1].as_str().unwrap()),
+        ));
+    }
+    let want: BTreeSet<_> = want
+        .iter()
+        .map(|line| {
+            let (series, value) = line.rsplit_once(' ').unwrap();
+            let (name, labels) = series.split_once('{').unwrap_or((series, "}"));
+            let mut labels: Vec<String> = labels
+                .trim_end_matches('}')
+                .split(',')
+                .filter(|l| !l.is_empty())
+                .map(|l| {
+                    let (k, v) = l.split_once('=').unwrap();
+                    format!("{k}={v}")
                 })
                 .collect();
-            assert_eq!(got, want);
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "pushed metrics never reached prometheus: {answer}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+            labels.sort();
+            (name.to_string(), labels, number(value))
+        })
+        .collect();
+    assert_eq!(got, want);
 }
 
 #[tokio::test]

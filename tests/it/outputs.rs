@@ -5,7 +5,7 @@
 //! `--apply` (and its refusals), and metrics pushed to a real Pushgateway read back from
 //! Prometheus.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Output;
 
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use crate::emit_patches::{assert_golden, files_under, golden_dir};
 use crate::slice::{load, rightsizer};
 use crate::support::fake_api::FakeApi;
-use crate::support::servers::{DEMO_DAYS, DEMO_END, Prometheus, Pushgateway, demo_history};
+use crate::support::servers::{Prometheus, Pushgateway, demo_history};
 
 const SNAPSHOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/demo/cluster.snapshot.json.gz");
 
@@ -144,46 +144,11 @@ async fn outputs_push_metrics_reach_prometheus_through_the_pushgateway() {
         .find(|w| w["key"]["name"] == "cart")
         .unwrap();
     let want = cart["containers"][0]["recommended"]["cpuRequest"].as_f64().unwrap();
-    rightsizer::install_crypto_provider();
-    let http = reqwest::Client::new();
     let query =
         r#"rightsizer_container_recommended_cpu_request_cores{cluster="demo",job="rightsizer",workload="cart"}"#;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        let answer: Value = http
-            .get(format!("{}/api/v1/query", prom.url))
-            .query(&[("query", query)])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if let Some(sample) = answer["data"]["result"].as_array().and_then(|r| r.first()) {
-            let got: f64 = sample["value"][1].as_str().unwrap().parse().unwrap();
-            assert!((got - want).abs() < 1e-9, "{got} vs {want}");
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "pushed metrics never reached prometheus: {answer}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
-}
-
-async fn live(prom: &str, kubeconfig: &Path, extra: &[&str]) -> Output {
-    let (end, history) = (DEMO_END.to_string(), format!("{DEMO_DAYS}d"));
-    let mut args = vec![
-        "recommend",
-        "--prometheus-url",
-        prom,
-        "--kubeconfig",
-        kubeconfig.to_str().unwrap(),
-    ];
-    args.extend(["--history", &history, "--end", &end]);
-    args.extend(extra);
-    rightsizer(&args).await
+    let result = crate::support::servers::scraped(&prom.url, query, 1).await;
+    let got: f64 = result[0]["value"][1].as_str().unwrap().parse().unwrap();
+    assert!((got - want).abs() < 1e-9, "{got} vs {want}");
 }
 
 /// (kind, namespace, name, container) -> recommended values, for every changed container
@@ -326,7 +291,7 @@ async fn outputs_patches_and_manifests_hold_the_recommendation() {
 
     for format in ["strategic", "json6902"] {
         let patches = dir.path().join(format!("patches-{format}"));
-        let out = live(
+        let out = crate::slice::recommend(
             &prom.url,
             &kubeconfig,
             &[
@@ -387,7 +352,7 @@ async fn outputs_patches_and_manifests_hold_the_recommendation() {
         .into_iter()
         .map(|f| (f.clone(), std::fs::read_to_string(&f).unwrap()))
         .collect();
-    let out = live(
+    let out = crate::slice::recommend(
         &prom.url,
         &kubeconfig,
         &["--format", "json", "--manifests", manifests.to_str().unwrap()],
@@ -449,7 +414,7 @@ async fn outputs_annotate_and_apply_write_through_the_api() {
 
     // --annotate: merge patches on metadata only, never the VPA-managed web.
     api.clear_records();
-    let out = live(&prom.url, &kubeconfig, &["--annotate"]).await;
+    let out = crate::slice::recommend(&prom.url, &kubeconfig, &["--annotate"]).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     let table = text(&out.stdout);
     assert!(table.contains("managed by VPA (Auto)"), "{table}");
@@ -470,7 +435,7 @@ async fn outputs_annotate_and_apply_write_through_the_api() {
 
     // --apply: strategic merge on workloads, JSON patch on HPAs; web and cart refused.
     api.clear_records();
-    let out = live(&prom.url, &kubeconfig, &["--apply", "--format", "json"]).await;
+    let out = crate::slice::recommend(&prom.url, &kubeconfig, &["--apply", "--format", "json"]).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stderr = text(&out.stderr);
     assert!(
@@ -515,7 +480,7 @@ async fn outputs_annotate_and_apply_write_through_the_api() {
 
     // --force takes web and cart too.
     api.clear_records();
-    let out = live(&prom.url, &kubeconfig, &["--apply", "--force"]).await;
+    let out = crate::slice::recommend(&prom.url, &kubeconfig, &["--apply", "--force"]).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     let paths: Vec<String> = api.patches().into_iter().map(|p| p.path).collect();
     assert!(paths.iter().any(|p| p.ends_with("/deployments/web")), "{paths:?}");
@@ -524,7 +489,7 @@ async fn outputs_annotate_and_apply_write_through_the_api() {
     // A 403 names the verb.
     load(&api, cluster);
     api.deny("patch", "apps", "deployments");
-    let out = live(&prom.url, &kubeconfig, &["--apply", "--force"]).await;
+    let out = crate::slice::recommend(&prom.url, &kubeconfig, &["--apply", "--force"]).await;
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
     assert!(err.contains("RBAC permission `patch` on `deployments`"), "{err}");

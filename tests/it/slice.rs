@@ -43,7 +43,8 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-async fn recommend(prom: &str, kubeconfig: &Path, extra: &[&str]) -> Output {
+/// `rightsizer recommend` against a live Prometheus and kubeconfig over the demo window.
+pub async fn recommend(prom: &str, kubeconfig: &Path, extra: &[&str]) -> Output {
     let end = DEMO_END.to_string();
     let history = format!("{DEMO_DAYS}d");
     let mut args = vec![
@@ -190,27 +191,9 @@ async fn pushgateway_metrics_reach_prometheus() {
         .unwrap();
     assert!(pushed.status().is_success(), "push failed: {}", pushed.status());
     // Prometheus scrapes the gateway every second; wait for the sample to arrive.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        let answer: Value = http
-            .get(format!("{}/api/v1/query", prom.url))
-            .query(&[("query", "rightsizer_harness_check")])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if let Some(sample) = answer["data"]["result"].as_array().and_then(|r| r.first()) {
-            assert_eq!(sample["metric"]["namespace"], "shop");
-            assert_eq!(sample["metric"]["job"], "harness");
-            assert_eq!(sample["value"][1], "42");
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "pushed metric never reached prometheus: {answer}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
+    let result = crate::support::servers::scraped(&prom.url, "rightsizer_harness_check", 1).await;
+    let sample = &result[0];
+    assert_eq!(sample["metric"]["namespace"], "shop");
+    assert_eq!(sample["metric"]["job"], "harness");
+    assert_eq!(sample["value"][1], "42");
 }

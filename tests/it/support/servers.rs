@@ -126,6 +126,35 @@ impl Prometheus {
     }
 }
 
+/// Polls an instant query at "now" until it returns at least `min_series` series (pushed
+/// metrics reach Prometheus at its next scrape, every second) and returns them; fails the
+/// test after 30 s.
+pub async fn scraped(prom_url: &str, expr: &str, min_series: usize) -> Vec<serde_json::Value> {
+    rightsizer::install_crypto_provider();
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let answer: serde_json::Value = http
+            .get(format!("{prom_url}/api/v1/query"))
+            .query(&[("query", expr)])
+            .send()
+            .await
+            .expect("query prometheus")
+            .json()
+            .await
+            .expect("prometheus answers json");
+        let result = answer["data"]["result"].as_array().cloned().unwrap_or_default();
+        if result.len() >= min_series.max(1) {
+            return result;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{expr}: nothing reached prometheus within 30 s: {answer}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// A running Pushgateway (no persistence).
 pub struct Pushgateway {
     _child: Guard,
