@@ -63,6 +63,8 @@ pub const APPLY_CALLS: &[ApiCall] = &[
     call("batch", "cronjobs", "patch"),
     call("batch", "jobs", "patch"),
     call("autoscaling", "horizontalpodautoscalers", "patch"),
+    // The HPA JSON patch is computed from a fresh read of the HPA (emit/apply.rs).
+    call("autoscaling", "horizontalpodautoscalers", "get"),
 ];
 
 /// `rightsizer agent`. Flags override the config file; each also reads `RIGHTSIZER_*`.

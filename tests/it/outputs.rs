@@ -433,6 +433,8 @@ async fn outputs_annotate_and_apply_write_through_the_api() {
     }
     assert!(!patches.iter().any(|p| p.path.ends_with("/deployments/web")));
 
+    assert_allowed(&api, rightsizer::agent::ANNOTATE_CALLS, "--annotate");
+
     // --apply: strategic merge on workloads, JSON patch on HPAs; web and cart refused.
     api.clear_records();
     let out = crate::slice::recommend(&prom.url, &kubeconfig, &["--apply", "--format", "json"]).await;
@@ -466,6 +468,9 @@ async fn outputs_annotate_and_apply_write_through_the_api() {
         patches.iter().any(|p| p.path.contains("horizontalpodautoscalers")),
         "the api HPA follows its request"
     );
+    // Every request of the --apply run is allowed by the read ClusterRole or the opt-in
+    // apply one (deploy/ is checked against these tables).
+    assert_allowed(&api, rightsizer::agent::APPLY_CALLS, "--apply");
     let mut checked = 0;
     for (kind, ns, name, container, cur, rec) in recommended(&doc) {
         if name == "web" || name == "cart" || kind == WorkloadKind::Job.as_str() {
@@ -493,4 +498,24 @@ async fn outputs_annotate_and_apply_write_through_the_api() {
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
     assert!(err.contains("RBAC permission `patch` on `deployments`"), "{err}");
+}
+
+/// Every request the fake API server recorded is allowed by the read ClusterRole
+/// (`API_CALLS`) or by the opt-in role for `what` (`extra`).
+fn assert_allowed(api: &FakeApi, extra: &[rightsizer::collect::kube::ApiCall], what: &str) {
+    let allowed: Vec<_> = rightsizer::collect::kube::API_CALLS
+        .iter()
+        .chain(extra)
+        .map(|c| (c.group, c.resource, c.verb))
+        .collect();
+    for r in api.requests().iter().filter(|r| !r.resource.is_empty()) {
+        assert!(
+            allowed.contains(&(r.group.as_str(), r.resource.as_str(), r.verb.as_str())),
+            "{what} made a call no ClusterRole allows: {} {} ({}/{})",
+            r.verb,
+            r.path,
+            r.group,
+            r.resource
+        );
+    }
 }
