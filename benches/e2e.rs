@@ -175,7 +175,7 @@ fn measure(
 ) -> Row {
     let prom = Prometheus::start(&history.dir, root.join(format!("run-{}", std::process::id())));
     let api = FakeApi::start_blocking();
-    load(&api, cluster);
+    api.load(cluster);
     let o = &cluster.objects;
     let json_mb = |v: serde_json::Result<Vec<u8>>| v.map_or(0.0, |b| b.len() as f64 / 1e6);
     eprintln!(
@@ -281,23 +281,6 @@ fn measure(
         server_eval,
         floor_cpu,
         floor_mem,
-    }
-}
-
-/// Serves every generated object from the fake API server (as `tests/it/slice.rs` does).
-fn load(api: &FakeApi, cluster: &Cluster) {
-    let o = &cluster.objects;
-    o.namespaces.iter().for_each(|x| api.insert(x.clone()));
-    o.deployments.iter().for_each(|x| api.insert(x.clone()));
-    o.replica_sets.iter().for_each(|x| api.insert(x.clone()));
-    o.stateful_sets.iter().for_each(|x| api.insert(x.clone()));
-    o.daemon_sets.iter().for_each(|x| api.insert(x.clone()));
-    o.cron_jobs.iter().for_each(|x| api.insert(x.clone()));
-    o.jobs.iter().for_each(|x| api.insert(x.clone()));
-    o.pods.iter().for_each(|x| api.insert(x.clone()));
-    o.hpas.iter().for_each(|x| api.insert(x.clone()));
-    for m in &o.pod_metrics {
-        api.insert_dynamic("metrics.k8s.io", "v1beta1", "PodMetrics", "pods", true, m.clone());
     }
 }
 

@@ -15,7 +15,6 @@ use rightsizer::agent::{ANNOTATE_CALLS, REPORT_CALLS};
 use rightsizer::collect::kube::API_CALLS;
 use serde_json::Value;
 
-use crate::slice::load;
 use crate::support::fake_api::FakeApi;
 use crate::support::servers::{DEMO_DAYS, DEMO_END, Prometheus, Pushgateway, demo_history};
 
@@ -113,7 +112,7 @@ async fn setup() -> Setup {
     let gateway = Pushgateway::start();
     let prom = Prometheus::start(Some(tsdb), std::slice::from_ref(&gateway.address));
     let api = FakeApi::start().await;
-    load(&api, cluster);
+    api.load(cluster);
     // Registers the ConfigMap kind with the fake server (a fresh namespace has one, too).
     api.insert(ConfigMap {
         metadata: kube::api::ObjectMeta {

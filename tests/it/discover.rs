@@ -17,7 +17,7 @@ use rightsizer::model::{ContainerKey, ContainerRole, WorkloadKey, WorkloadKind};
 use rightsizer::synth::{Cluster, ClusterSpec};
 use serde_json::json;
 
-use crate::slice::{load, rightsizer};
+use crate::slice::rightsizer;
 use crate::support::fake_api::FakeApi;
 use crate::support::servers::{DEMO_DAYS, DEMO_END, Prometheus, demo_history};
 
@@ -80,7 +80,7 @@ fn demo() -> &'static Cluster {
 async fn every_kind_with_owners_hpas_and_declared_calls() {
     let cluster = demo();
     let api = FakeApi::start().await;
-    load(&api, cluster);
+    api.load(cluster);
     // A pod of an old ReplicaSet still terminating after a rollout, and a bare debug pod.
     let old_rs = cluster
         .objects
@@ -179,19 +179,9 @@ async fn every_kind_with_owners_hpas_and_declared_calls() {
 async fn vpas_in_active_modes_flag_their_workloads() {
     let cluster = demo();
     let api = FakeApi::start().await;
-    load(&api, cluster);
+    api.load(cluster);
     for (target, mode) in [("web", "Auto"), ("cart", "Off"), ("api", "InPlaceOrRecreate")] {
-        let vpa = json!({"metadata": {"name": format!("{target}-vpa"), "namespace": "shop"},
-            "spec": {"targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": target},
-                     "updatePolicy": {"updateMode": mode}}});
-        api.insert_dynamic(
-            "autoscaling.k8s.io",
-            "v1",
-            "VerticalPodAutoscaler",
-            "verticalpodautoscalers",
-            true,
-            vpa,
-        );
+        api.insert_vpa("shop", &format!("{target}-vpa"), target, mode);
     }
     let d = discover(&api, &Filter::default()).await.unwrap();
     let got: Vec<(String, String)> = d.vpa.iter().map(|(k, m)| (k.to_string(), m.clone())).collect();
@@ -208,7 +198,7 @@ async fn vpas_in_active_modes_flag_their_workloads() {
 async fn filters_namespaces_selector_kinds_and_the_ignore_annotation() {
     let cluster = demo();
     let api = FakeApi::start().await;
-    load(&api, cluster);
+    api.load(cluster);
     let mut proxy: DaemonSet = cluster.objects.daemon_sets[0].clone();
     proxy.metadata.namespace = Some("kube-system".into());
     proxy.metadata.name = Some("kube-proxy".into());
@@ -301,7 +291,7 @@ async fn filters_namespaces_selector_kinds_and_the_ignore_annotation() {
 async fn pages_of_two_list_everything_once() {
     let cluster = rightsizer::synth::generate(ClusterSpec::generated(60, 7, DEMO_END, 86_400));
     let api = FakeApi::start().await;
-    load(&api, &cluster);
+    api.load(&cluster);
     let whole = discover(&api, &Filter::default()).await.unwrap();
     api.clear_records();
     api.set_page_size_cap(Some(2));
@@ -323,7 +313,7 @@ async fn pages_of_two_list_everything_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forbidden_names_the_permission_and_one_namespace_does_not_stop_the_others() {
     let api = FakeApi::start().await;
-    load(&api, demo());
+    api.load(demo());
     api.deny("list", "", "pods");
     let err = discover(&api, &Filter::default()).await.unwrap_err().to_string();
     assert!(
@@ -332,7 +322,7 @@ async fn forbidden_names_the_permission_and_one_namespace_does_not_stop_the_othe
     );
 
     let api = FakeApi::start().await;
-    load(&api, demo());
+    api.load(demo());
     api.fail_next("/apis/apps/v1/namespaces/data/", 403, 100);
     let two = Filter {
         namespaces: vec!["shop".into(), "data".into()],
@@ -364,7 +354,7 @@ async fn forbidden_names_the_permission_and_one_namespace_does_not_stop_the_othe
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn context_selects_the_cluster() {
     let api = FakeApi::start().await;
-    load(&api, demo());
+    api.load(demo());
     let dir = tempfile::tempdir().unwrap();
     let dead = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -433,7 +423,7 @@ async fn kube_state_metrics_fallback_matches_the_api() {
     let (cluster, tsdb) = demo_history();
     let prom = Prometheus::start(Some(tsdb), &[]);
     let api = FakeApi::start().await;
-    load(&api, cluster);
+    api.load(cluster);
     let live = discover(&api, &Filter::default()).await.unwrap();
 
     let client = PromClient::new(&PromConfig::new(prom.url.parse().unwrap())).unwrap();
@@ -521,7 +511,7 @@ async fn a_failing_namespace_keeps_exit_code_zero() {
     let (cluster, tsdb) = demo_history();
     let prom = Prometheus::start(Some(tsdb), &[]);
     let api = FakeApi::start().await;
-    load(&api, cluster);
+    api.load(cluster);
     api.fail_next("/apis/apps/v1/namespaces/data/", 403, 100);
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = api.write_kubeconfig(dir.path());

@@ -13,7 +13,7 @@ use rightsizer::model::{WorkloadKind, format_cpu, format_memory};
 use serde_json::{Value, json};
 
 use crate::emit_patches::{assert_golden, files_under, golden_dir};
-use crate::slice::{load, rightsizer};
+use crate::slice::rightsizer;
 use crate::support::fake_api::FakeApi;
 use crate::support::servers::{Prometheus, Pushgateway, demo_history};
 
@@ -225,7 +225,7 @@ async fn outputs_patches_and_manifests_hold_the_recommendation() {
     let (cluster, tsdb) = demo_history();
     let prom = Prometheus::start(Some(tsdb), &[]);
     let api = FakeApi::start().await;
-    load(&api, cluster);
+    api.load(cluster);
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = api.write_kubeconfig(dir.path());
     // A manifests tree generated from the demo objects, one file per kind.
@@ -344,7 +344,7 @@ async fn outputs_patches_and_manifests_hold_the_recommendation() {
             assert_holds(&object, container, rec, cur, &format!("{format} {kind} {ns}/{name}"));
         }
         // Reset the objects for the next format.
-        load(&api, cluster);
+        api.load(cluster);
     }
 
     // Manifest edits in place: every changed value lands in the files, nothing else moves.
@@ -384,19 +384,9 @@ async fn outputs_annotate_and_apply_write_through_the_api() {
     let (cluster, tsdb) = demo_history();
     let prom = Prometheus::start(Some(tsdb), &[]);
     let api = FakeApi::start().await;
-    load(&api, cluster);
+    api.load(cluster);
     // web: managed by a VPA in Auto mode; cart: owned by Argo CD.
-    let vpa = json!({"metadata": {"name": "web-vpa", "namespace": "shop"},
-        "spec": {"targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
-                 "updatePolicy": {"updateMode": "Auto"}}});
-    api.insert_dynamic(
-        "autoscaling.k8s.io",
-        "v1",
-        "VerticalPodAutoscaler",
-        "verticalpodautoscalers",
-        true,
-        vpa,
-    );
+    api.insert_vpa("shop", "web-vpa", "web", "Auto");
     let mut cart = cluster
         .objects
         .deployments
@@ -492,7 +482,7 @@ async fn outputs_annotate_and_apply_write_through_the_api() {
     assert!(paths.iter().any(|p| p.ends_with("/deployments/cart")), "{paths:?}");
 
     // A 403 names the verb.
-    load(&api, cluster);
+    api.load(cluster);
     api.deny("patch", "apps", "deployments");
     let out = crate::slice::recommend(&prom.url, &kubeconfig, &["--apply", "--force"]).await;
     assert_eq!(out.status.code(), Some(2));

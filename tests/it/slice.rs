@@ -6,28 +6,10 @@ use std::path::Path;
 use std::process::Output;
 
 use rightsizer::model::{ContainerKey, WorkloadKind};
-use rightsizer::synth::Cluster;
 use serde_json::Value;
 
 use crate::support::fake_api::FakeApi;
 use crate::support::servers::{DEMO_DAYS, DEMO_END, Prometheus, demo_history};
-
-/// Serves every generated object from the fake API server.
-pub fn load(api: &FakeApi, cluster: &Cluster) {
-    let o = &cluster.objects;
-    o.namespaces.iter().for_each(|x| api.insert(x.clone()));
-    o.deployments.iter().for_each(|x| api.insert(x.clone()));
-    o.replica_sets.iter().for_each(|x| api.insert(x.clone()));
-    o.stateful_sets.iter().for_each(|x| api.insert(x.clone()));
-    o.daemon_sets.iter().for_each(|x| api.insert(x.clone()));
-    o.cron_jobs.iter().for_each(|x| api.insert(x.clone()));
-    o.jobs.iter().for_each(|x| api.insert(x.clone()));
-    o.pods.iter().for_each(|x| api.insert(x.clone()));
-    o.hpas.iter().for_each(|x| api.insert(x.clone()));
-    for m in &o.pod_metrics {
-        api.insert_dynamic("metrics.k8s.io", "v1beta1", "PodMetrics", "pods", true, m.clone());
-    }
-}
 
 pub async fn rightsizer(args: &[&str]) -> Output {
     tokio::process::Command::new(env!("CARGO_BIN_EXE_rightsizer"))
@@ -64,7 +46,7 @@ async fn recommend_reports_ground_truth_from_real_prometheus() {
     let (cluster, tsdb) = demo_history();
     let prom = Prometheus::start(Some(tsdb), &[]);
     let api = FakeApi::start().await;
-    load(&api, cluster);
+    api.load(cluster);
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = api.write_kubeconfig(dir.path());
 
@@ -143,7 +125,7 @@ async fn a_denied_list_names_the_missing_rbac_permission() {
     let (cluster, tsdb) = demo_history();
     let prom = Prometheus::start(Some(tsdb), &[]);
     let api = FakeApi::start().await;
-    load(&api, cluster);
+    api.load(cluster);
     api.deny("list", "apps", "deployments");
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = api.write_kubeconfig(dir.path());

@@ -4,9 +4,9 @@
 
 use rightsizer::collect::snapshot::Snapshot;
 use rightsizer::model::{ContainerKey, WorkloadKey, WorkloadKind};
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use crate::slice::{load, rightsizer};
+use crate::slice::rightsizer;
 use crate::support::fake_api::FakeApi;
 use crate::support::servers::{DEMO_DAYS, DEMO_END, Prometheus, demo_history};
 
@@ -19,17 +19,8 @@ async fn a_snapshot_recommends_exactly_as_the_live_run() {
     let (cluster, tsdb) = demo_history();
     let prom = Prometheus::start(Some(tsdb), &[]);
     let api = FakeApi::start().await;
-    load(&api, cluster);
-    let vpa = json!({"metadata": {"name": "web", "namespace": "shop"},
-        "spec": {"targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}, "updatePolicy": {"updateMode": "Initial"}}});
-    api.insert_dynamic(
-        "autoscaling.k8s.io",
-        "v1",
-        "VerticalPodAutoscaler",
-        "verticalpodautoscalers",
-        true,
-        vpa,
-    );
+    api.load(cluster);
+    api.insert_vpa("shop", "web", "web", "Initial");
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = api.write_kubeconfig(dir.path());
     let (end, history) = (DEMO_END.to_string(), format!("{DEMO_DAYS}d"));

@@ -416,6 +416,40 @@ current-context: fake
         state.seed(&rt, obj);
     }
 
+    /// Serves every object of a generated cluster: namespaces, workloads, their ReplicaSets,
+    /// Jobs and pods, HPAs and the PodMetrics of metrics.k8s.io.
+    pub fn load(&self, cluster: &rightsizer::synth::Cluster) {
+        let o = &cluster.objects;
+        o.namespaces.iter().for_each(|x| self.insert(x.clone()));
+        o.deployments.iter().for_each(|x| self.insert(x.clone()));
+        o.replica_sets.iter().for_each(|x| self.insert(x.clone()));
+        o.stateful_sets.iter().for_each(|x| self.insert(x.clone()));
+        o.daemon_sets.iter().for_each(|x| self.insert(x.clone()));
+        o.cron_jobs.iter().for_each(|x| self.insert(x.clone()));
+        o.jobs.iter().for_each(|x| self.insert(x.clone()));
+        o.pods.iter().for_each(|x| self.insert(x.clone()));
+        o.hpas.iter().for_each(|x| self.insert(x.clone()));
+        for m in &o.pod_metrics {
+            self.insert_dynamic("metrics.k8s.io", "v1beta1", "PodMetrics", "pods", true, m.clone());
+        }
+    }
+
+    /// Stores an `autoscaling.k8s.io/v1` VerticalPodAutoscaler named `name` that targets the
+    /// Deployment `target` in `namespace` with `updateMode: mode`.
+    pub fn insert_vpa(&self, namespace: &str, name: &str, target: &str, mode: &str) {
+        let vpa = json!({"metadata": {"name": name, "namespace": namespace},
+            "spec": {"targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": target},
+                     "updatePolicy": {"updateMode": mode}}});
+        self.insert_dynamic(
+            "autoscaling.k8s.io",
+            "v1",
+            "VerticalPodAutoscaler",
+            "verticalpodautoscalers",
+            true,
+            vpa,
+        );
+    }
+
     /// Answers `verb` on `group`/`resource` with 403 Forbidden from now on. `resource` may
     /// name a subresource as `deployments/status`; group "" is the core group.
     pub fn deny(&self, verb: &str, group: &str, resource: &str) {
