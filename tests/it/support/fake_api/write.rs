@@ -207,19 +207,24 @@ impl State {
         new
     }
 
-    pub(super) fn create(&mut self, rt: &ResourceType, target: &Target, request: &Request) -> Reply {
-        let dry_run = match Self::dry_run(request, "CreateOptions.meta.k8s.io") {
-            Ok(dry_run) => dry_run,
-            Err(reply) => return reply,
-        };
+    /// The `dryRun` option and the body of a create or update: a JSON object of the right
+    /// apiVersion and kind.
+    fn object_body(rt: &ResourceType, request: &Request, options: &str) -> Result<(bool, Value), Reply> {
+        let dry_run = Self::dry_run(request, options)?;
         let obj = match parse_body(&request.body, false) {
             Ok(obj) if obj.is_object() => obj,
-            Ok(_) => return status::bad_request("the body of the request was not a JSON object"),
-            Err(e) => return status::bad_request(e),
+            Ok(_) => return Err(status::bad_request("the body of the request was not a JSON object")),
+            Err(e) => return Err(status::bad_request(e)),
         };
-        if let Err(reply) = check_type(rt, &obj, false) {
-            return reply;
-        }
+        check_type(rt, &obj, false)?;
+        Ok((dry_run, obj))
+    }
+
+    pub(super) fn create(&mut self, rt: &ResourceType, target: &Target, request: &Request) -> Reply {
+        let (dry_run, obj) = match Self::object_body(rt, request, "CreateOptions.meta.k8s.io") {
+            Ok(body) => body,
+            Err(reply) => return reply,
+        };
         let namespace = target.namespace.clone().unwrap_or_default();
         if let Some(ns) = obj["metadata"]["namespace"]
             .as_str()
@@ -259,18 +264,10 @@ impl State {
     }
 
     pub(super) fn update(&mut self, rt: &ResourceType, target: &Target, request: &Request) -> Reply {
-        let dry_run = match Self::dry_run(request, "UpdateOptions.meta.k8s.io") {
-            Ok(dry_run) => dry_run,
+        let (dry_run, obj) = match Self::object_body(rt, request, "UpdateOptions.meta.k8s.io") {
+            Ok(body) => body,
             Err(reply) => return reply,
         };
-        let obj = match parse_body(&request.body, false) {
-            Ok(obj) if obj.is_object() => obj,
-            Ok(_) => return status::bad_request("the body of the request was not a JSON object"),
-            Err(e) => return status::bad_request(e),
-        };
-        if let Err(reply) = check_type(rt, &obj, false) {
-            return reply;
-        }
         let name = target.name.clone().unwrap_or_default();
         if let Some(body_name) = obj["metadata"]["name"].as_str().filter(|n| *n != name) {
             return status::bad_request(format!(
