@@ -4,19 +4,21 @@
 //! that owned them (`Owners`: kube-state-metrics owner series cover pods that no longer
 //! exist) and reduces the streamed answers into one summary per workload x container.
 //!
-//! The plan for a window `(start, end]` at step `s` (default 14 d at 5 m: 18 queries):
-//! - owners: 3 instant queries (`fetch_owners`);
-//! - CPU: `rate(container_cpu_usage_seconds_total[s])` by pod and container as range queries
-//!   at step `s`, split into chunks of 2 days (and never more than 11,000 points per series;
-//!   a chunk the server refuses for loading too many samples is halved and retried);
+//! The plan for a window `(start, end]` at step `s` (default 14 d at 5 m: 18 queries; 2 d: 11):
+//! - owners: one `/api/v1/series` request for the three kube-state-metrics owner metrics
+//!   (`fetch_owners`; index only, no sample decoded);
+//! - CPU: `rate(container_cpu_usage_seconds_total[s])` as range queries at step `s`, in
+//!   chunks of at most 2 days and at least two chunks (never more than 11,000 points per
+//!   series; a chunk the server refuses for loading too many samples is halved and retried).
+//!   No `sum by` on the server: duplicate series are resolved per step in Rust (see `cpu`);
 //! - memory: daily peaks of `container_memory_working_set_bytes` (`max_over_time` over each
 //!   UTC day, one range query at step 1 d plus an instant query per partial day at either
 //!   edge); the window's peak is the largest daily peak, so it costs no extra query. Days run
 //!   `(midnight, next midnight]`; the first day starts at the window start, inclusive;
-//! - restarts and OOM kills: one range query each over the restart counter's per-step increase
-//!   (`R - R offset s > 0`), sparse since most steps have none; an OOM kill is an increase at
-//!   a step where `kube_pod_container_status_last_terminated_reason{reason="OOMKilled"}` is 1
-//!   (the kube-prometheus "OOMKilled" pattern), so both are exact integers, not extrapolated;
+//! - restarts and OOM kills: `changes()` of the restart counter over the window finds the
+//!   containers that restarted; two range queries over those pods only count the counter's
+//!   per-step increases and the ones with an `OOMKilled` last-terminated reason, exactly
+//!   (`restart_events`; skipped when nothing restarted);
 //! - CFS throttling: `increase()` of the throttled and total period counters over the window;
 //! - HPA: one range query of `current_replicas >= bool maxReplicas` per HPA and step.
 //!
@@ -29,6 +31,7 @@
 //! workload); its replica count at a step is the number of pods with a point there.
 
 mod cpu;
+mod events;
 mod owners;
 
 use std::collections::HashSet;
@@ -39,7 +42,7 @@ use futures::stream::{self, StreamExt};
 use self::cpu::{CpuChunk, PerContainer};
 pub use self::owners::Owners;
 use super::Error;
-use super::prometheus::{CollectSeries, PromClient};
+use super::prometheus::PromClient;
 use crate::model::{ContainerUsage, UsageSet, WorkloadKey, WorkloadKind};
 
 /// The window and resolution of the history to read.
@@ -75,6 +78,15 @@ impl Window {
         (first, last)
     }
 
+    /// Steps per CPU chunk: at most 2 days, and short enough that a window yields at least
+    /// [`CHUNK_CONCURRENCY`] chunks, so Prometheus evaluates and encodes them on as many cores.
+    fn chunk_points(&self) -> i64 {
+        let (first, last) = self.eval_bounds();
+        let points = (last - first) / self.step.max(1) + 1;
+        let per_chunk = (points + CHUNK_CONCURRENCY as i64 - 1) / CHUNK_CONCURRENCY as i64;
+        per_chunk.clamp(1, CHUNK_SECONDS / self.step.max(1))
+    }
+
     /// `[first, last]` evaluation spans of at most `max_points` steps each.
     fn spans(&self, max_points: i64) -> Vec<(i64, i64)> {
         let (first, last) = self.eval_bounds();
@@ -89,63 +101,24 @@ impl Window {
 
 /// Prometheus refuses range queries of more than 11,000 points per series.
 const MAX_POINTS: i64 = 11_000;
-/// CPU chunk length. Two days keeps a 14-day window at 7 queries, and a chunk's answer
+/// Longest CPU chunk. Two days keeps a 14-day window at 7 queries, and a chunk's answer
 /// within Prometheus' default 50 M `--query.max-samples` up to ~80,000 containers at 5 m.
 const CHUNK_SECONDS: i64 = 2 * DAY;
-/// Concurrent CPU chunks (each holds one row of steps per workload while it is read).
+/// Concurrent CPU chunks (each holds one row of steps per workload and a bit per series and
+/// step while it is read). Shorter windows are cut into this many chunks.
 const CHUNK_CONCURRENCY: usize = 2;
-
-fn label<'a>(s: &'a super::prometheus::InstantSample, name: &str) -> &'a str {
-    s.labels.get(name).map(String::as_str).unwrap_or("")
-}
-
-/// kube-state-metrics writes `<none>` for a missing owner.
-fn has_owner(kind: &str) -> bool {
-    !kind.is_empty() && kind != "<none>"
-}
 
 const KSM_HINT: &str = "hint: is kube-state-metrics installed and scraped by this prometheus?";
 
-/// Reads the owner series (3 queries).
+/// Reads the owner series of the window: one `/api/v1/series` request for the three owner
+/// metrics. Ownership is in the labels, so the index answers it without decoding a sample
+/// (three `max_over_time` queries took Prometheus ~0.5 s of CPU at 10,000 pods x 2 days; the
+/// series request ~0.1 s). Series are matched at chunk granularity, so a pod gone shortly
+/// before the window may be included: it maps pods, it never adds usage.
 pub async fn fetch_owners(prom: &PromClient, w: &Window) -> Result<Owners, Error> {
-    let range = w.range();
-    let pods = format!("max by (namespace, pod, owner_kind, owner_name) (max_over_time(kube_pod_owner[{range}]))");
-    let sets = format!(
-        "max by (namespace, replicaset, owner_kind, owner_name) (max_over_time(kube_replicaset_owner[{range}]))"
-    );
-    let jobs = format!("max by (namespace, job_name, owner_kind, owner_name) (max_over_time(kube_job_owner[{range}]))");
-    let (pods, sets, jobs) = futures::try_join!(
-        prom.query(&pods, w.end),
-        prom.query(&sets, w.end),
-        prom.query(&jobs, w.end)
-    )?;
-    let mut owners = Owners::default();
-    owners.ksm_pods = pods.len();
-    for s in pods.iter().filter(|s| has_owner(label(s, "owner_kind"))) {
-        owners.insert_pod(
-            label(s, "namespace"),
-            label(s, "pod"),
-            label(s, "owner_kind"),
-            label(s, "owner_name"),
-        );
-    }
-    for s in sets.iter().filter(|s| has_owner(label(s, "owner_kind"))) {
-        owners.insert_replica_set(
-            label(s, "namespace"),
-            label(s, "replicaset"),
-            label(s, "owner_kind"),
-            label(s, "owner_name"),
-        );
-    }
-    for s in jobs.iter().filter(|s| has_owner(label(s, "owner_kind"))) {
-        owners.insert_job(
-            label(s, "namespace"),
-            label(s, "job_name"),
-            label(s, "owner_kind"),
-            label(s, "owner_name"),
-        );
-    }
-    if pods.is_empty() {
+    let selectors = ["kube_pod_owner", "kube_replicaset_owner", "kube_job_owner"];
+    let owners = prom.series_into(&selectors, w.start(), w.end, Owners::default).await?;
+    if owners.ksm_pods == 0 {
         prom.warn(format!(
             "no kube_pod_owner series (kube-state-metrics) in the window: gone pods are reported as their own workloads, and restarts, OOM kills and HPA history are unknown\n{KSM_HINT}"
         ));
@@ -210,7 +183,8 @@ async fn cpu_span(
 }
 
 /// Reads usage for every container in the window with a fixed number of queries (see the
-/// module docs): about 10 for 2 days, 18 for 14 days, whatever the number of workloads.
+/// module docs): 11 for 2 days, 18 for 14 days (2 fewer when no container restarted),
+/// whatever the number of workloads.
 pub async fn fetch_usage(prom: &PromClient, w: &Window, owners: &Owners) -> Result<UsageSet, Error> {
     let owners = Arc::new(owners.clone());
     let mut usage = UsageSet {
@@ -257,21 +231,19 @@ pub async fn fetch_usage(prom: &PromClient, w: &Window, owners: &Owners) -> Resu
 
 /// CPU: the pooled sketches, first/last seen, pods, workload totals and replicas.
 async fn cpu(prom: &PromClient, w: &Window, owners: &Arc<Owners>, usage: &mut UsageSet) -> Result<(), Error> {
-    let promql = format!(
-        "sum by (namespace, pod, container) (rate(container_cpu_usage_seconds_total{{{CONTAINERS}}}[{}s]))",
-        w.step
-    );
-    let spans = w.spans(CHUNK_SECONDS / w.step.max(1));
+    let promql = format!("rate(container_cpu_usage_seconds_total{{{CONTAINERS}}}[{}s])", w.step);
+    let spans = w.spans(w.chunk_points());
     let mut answers = stream::iter(spans)
         .map(|span| cpu_span(prom, &promql, owners, span, w.step))
         .buffer_unordered(CHUNK_CONCURRENCY);
     let mut seen = HashSet::new();
-    let (mut series, mut dropped, mut bad) = (0, 0, 0);
+    let (mut series, mut dropped, mut bad, mut duplicates) = (0, 0, 0, 0);
     while let Some(chunks) = answers.next().await {
         for chunk in chunks? {
             series += chunk.series_count();
             dropped += chunk.dropped;
             bad += chunk.bad_series;
+            duplicates += chunk.duplicates;
             chunk.merge_into(usage, &mut seen);
         }
     }
@@ -283,6 +255,12 @@ async fn cpu(prom: &PromClient, w: &Window, owners: &Arc<Owners>, usage: &mut Us
     }
     if dropped > 0 {
         prom.warn(format!("ignored {dropped} negative CPU rate points"));
+    }
+    if duplicates > 0 {
+        tracing::debug!(
+            duplicates,
+            "CPU points left out: another series of the same pod and container had a point at that step"
+        );
     }
     if bad > 0 {
         prom.warn(format!(
@@ -299,13 +277,7 @@ async fn container_events(
     owners: &Arc<Owners>,
 ) -> Result<(PerContainer, Vec<PerContainer>), Error> {
     let peaks = daily_peaks(prom, w, owners);
-    let step = w.step;
-    let restarts_total = "kube_pod_container_status_restarts_total";
-    let increase = format!("({restarts_total} - {restarts_total} offset {step}s > 0)");
-    let restarts = format!("sum by (namespace, pod, container) {increase}");
-    let ooms = format!(
-        "sum by (namespace, pod, container) ({increase} and on (namespace, pod, container) (kube_pod_container_status_last_terminated_reason{{reason=\"OOMKilled\"}} == 1))"
-    );
+    let restarts = restart_events(prom, w, owners);
     let range = w.range();
     let throttled = format!(
         "sum by (namespace, pod, container) (increase(container_cpu_cfs_throttled_periods_total{{{CONTAINERS}}}[{range}]))"
@@ -313,34 +285,81 @@ async fn container_events(
     let periods = format!(
         "sum by (namespace, pod, container) (increase(container_cpu_cfs_periods_total{{{CONTAINERS}}}[{range}]))"
     );
-    let sparse = |promql: String, apply: fn(&mut ContainerUsage, i64, f64)| async move {
-        let mut out = PerContainer::new(owners.clone(), apply);
-        for (s, e) in w.spans(MAX_POINTS) {
-            let part = prom
-                .query_range_into(&promql, s, e, step, || PerContainer::new(owners.clone(), apply))
-                .await?;
-            out.series += part.series;
-            for (k, u) in part.out {
-                out.out.entry(k).or_default().merge(&u);
-            }
-        }
-        Ok::<_, Error>(out)
-    };
     let instant = |promql: String, apply: fn(&mut ContainerUsage, i64, f64)| async move {
         prom.query_into(&promql, w.end, || PerContainer::new(owners.clone(), apply))
             .await
     };
-    let (peaks, restarts, ooms, throttled, periods) = futures::try_join!(
+    let (peaks, mut restarts, throttled, periods) = futures::try_join!(
         peaks,
-        sparse(restarts, |u, _, v| u.restarts += v.round() as u32),
-        sparse(ooms, |u, t, v| {
-            u.oom_kills += v.round() as u32;
-            u.last_oom = u.last_oom.max(Some(t));
-        }),
+        restarts,
         instant(throttled, |u, _, v| u.cfs_throttled_periods += v.max(0.0)),
         instant(periods, |u, _, v| u.cfs_periods += v.max(0.0)),
     )?;
-    Ok((peaks, vec![restarts, ooms, throttled, periods]))
+    restarts.extend([throttled, periods]);
+    Ok((peaks, restarts))
+}
+
+/// Past this many restarted pods the per-step restart queries are not narrowed by pod name
+/// (the regex would make a query of tens of kilobytes): they read every container's series.
+const MAX_NAMED_PODS: usize = 2_000;
+
+/// Restarts and OOM kills, per container. First an instant `changes(R[window]) > 0` over the
+/// restart counter `R` (one pass over its samples, an answer as small as the set of
+/// containers that restarted); then, for the pods it named only, the counter's values and
+/// the `OOMKilled` last-terminated reason at each step, reduced in Rust (`events`) to exact
+/// integer counts. No restart in the window: 1 query; otherwise 3 (per 11,000 steps).
+async fn restart_events(prom: &PromClient, w: &Window, owners: &Arc<Owners>) -> Result<Vec<PerContainer>, Error> {
+    let counter = "kube_pod_container_status_restarts_total";
+    let restarted = prom
+        .query(&format!("changes({counter}[{}]) > 0", w.range()), w.end)
+        .await?;
+    let pods: std::collections::BTreeSet<&str> = restarted
+        .iter()
+        .filter_map(|s| s.labels.get("pod").map(String::as_str))
+        .filter(|p| !p.is_empty())
+        .collect();
+    if pods.is_empty() {
+        return Ok(Vec::new());
+    }
+    let pods = if pods.len() <= MAX_NAMED_PODS {
+        let names: Vec<String> = pods.iter().map(|p| regex_literal(p)).collect();
+        format!(",pod=~`{}`", names.join("|"))
+    } else {
+        String::new()
+    };
+    let step = w.step;
+    let mut increases = std::collections::HashMap::new();
+    for (s, e) in w.spans(MAX_POINTS) {
+        // One step early, so the first step has the value before it.
+        let promql = format!("{counter}{{container!=\"\"{pods}}}");
+        let part = prom
+            .query_range_into(&promql, s - step, e, step, || events::Increases::new(s, step))
+            .await?;
+        increases.extend(part.events);
+    }
+    let increases = Arc::new(increases);
+    let mut ooms = std::collections::HashSet::new();
+    for (s, e) in w.spans(MAX_POINTS) {
+        let promql = format!("kube_pod_container_status_last_terminated_reason{{reason=\"OOMKilled\"{pods}}}");
+        let part = prom
+            .query_range_into(&promql, s, e, step, || events::OomMatches::new(increases.clone()))
+            .await?;
+        ooms.extend(part.matched);
+    }
+    Ok(vec![events::restarts_and_ooms(owners, &increases, &ooms)])
+}
+
+/// A pod name as a literal in a PromQL raw-string regex (RE2 syntax): every character
+/// outside `[A-Za-z0-9_-]` escaped. Pod names are DNS subdomains, so only `.` ever is.
+fn regex_literal(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars() {
+        if !(c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Peak working set per UTC day (at most 3 queries: the first partial day, the full days,
@@ -389,33 +408,23 @@ async fn daily_peaks(prom: &PromClient, w: &Window, owners: &Arc<Owners>) -> Res
     Ok(out)
 }
 
-/// Seconds of HPA status history and seconds at `maxReplicas`, per target workload. The
-/// HPA's target is taken to be the Deployment of the same name (kube-state-metrics does not
-/// export `scaleTargetRef` by default).
+/// Seconds of HPA status history and seconds at `maxReplicas`, per target workload: both
+/// series at each step in one selection, compared in Rust (`events::HpaSteps`). The HPA's
+/// target is taken to be the Deployment of the same name (kube-state-metrics does not export
+/// `scaleTargetRef` by default).
 async fn hpa_at_max(prom: &PromClient, w: &Window) -> Result<Vec<(WorkloadKey, (i64, i64))>, Error> {
-    let by = "max by (namespace, horizontalpodautoscaler)";
-    let promql = format!(
-        "{by} (kube_horizontalpodautoscaler_status_current_replicas) >= bool on (namespace, horizontalpodautoscaler) {by} (kube_horizontalpodautoscaler_spec_max_replicas)"
-    );
+    let promql = r#"{__name__=~"kube_horizontalpodautoscaler_status_current_replicas|kube_horizontalpodautoscaler_spec_max_replicas"}"#;
     let mut out = std::collections::BTreeMap::<WorkloadKey, (i64, i64)>::new();
     for (s, e) in w.spans(MAX_POINTS) {
         let answer = prom
-            .query_range_into(&promql, s, e, w.step, CollectSeries::default)
+            .query_range_into(promql, s, e, w.step, events::HpaSteps::default)
             .await?;
-        for series in answer.0 {
-            let get = |k: &str| series.labels.get(k).cloned().unwrap_or_default();
-            let key = WorkloadKey::new(
-                get("namespace"),
-                WorkloadKind::Deployment,
-                get("horizontalpodautoscaler"),
-            );
-            let entry = out.entry(key).or_default();
-            for &(_, v) in &series.values {
-                entry.0 += w.step;
-                if v >= 1.0 {
-                    entry.1 += w.step;
-                }
-            }
+        for ((namespace, name), (seen, at_max)) in answer.seconds(w.step) {
+            let entry = out
+                .entry(WorkloadKey::new(namespace, WorkloadKind::Deployment, name))
+                .or_default();
+            entry.0 += seen;
+            entry.1 += at_max;
         }
     }
     Ok(out.into_iter().collect())

@@ -177,6 +177,19 @@ pub async fn list_all<K>(api: Api<K>, call: &'static ApiCall, selector: Option<&
 where
     K: Resource + Clone + DeserializeOwned + Debug,
 {
+    list_trimmed(api, call, selector, |_| {}).await
+}
+
+/// [`list_all`], with `trim` applied to each object as its page arrives.
+pub async fn list_trimmed<K>(
+    api: Api<K>,
+    call: &'static ApiCall,
+    selector: Option<&str>,
+    trim: fn(&mut K),
+) -> Result<Vec<K>, Error>
+where
+    K: Resource + Clone + DeserializeOwned + Debug,
+{
     let first = || {
         let params = ListParams::default().limit(PAGE);
         match selector {
@@ -190,7 +203,10 @@ where
     loop {
         match api.list(&params).await {
             Ok(page) => {
-                items.extend(page.items);
+                items.extend(page.items.into_iter().map(|mut item| {
+                    trim(&mut item);
+                    item
+                }));
                 match page.metadata.continue_.filter(|c| !c.is_empty()) {
                     Some(token) => params = params.continue_token(&token),
                     None => return Ok(items),
@@ -265,8 +281,8 @@ async fn list_one(
         "daemonsets" => Part::DaemonSets(list_all(api(&client, ns), call, sel).await?),
         "cronjobs" => Part::CronJobs(list_all(api(&client, ns), call, sel).await?),
         "jobs" => Part::Jobs(list_all(api(&client, ns), call, sel).await?),
-        "replicasets" => Part::ReplicaSets(list_all(api(&client, ns), call, sel).await?),
-        "pods" => Part::Pods(list_all(api(&client, ns), call, sel).await?),
+        "replicasets" => Part::ReplicaSets(list_trimmed(api(&client, ns), call, sel, objects::trim_replica_set).await?),
+        "pods" => Part::Pods(list_trimmed(api(&client, ns), call, sel, objects::trim_pod).await?),
         // HPAs and VPAs are matched to workloads by their target, whatever their own labels.
         "horizontalpodautoscalers" => Part::Hpas(list_all(api(&client, ns), call, None).await?),
         _ => Part::Vpas(list_all(dynamic_api(&client, ns, &vpa_resource()), call, None).await?),

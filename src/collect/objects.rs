@@ -289,6 +289,55 @@ fn controller(meta: &ObjectMeta) -> Option<&OwnerReference> {
         .find(|o| o.controller == Some(true))
 }
 
+/// What discovery keeps of a listed pod, applied to each page as it arrives so a large
+/// cluster's pods are never all held as full objects (at 10,000 pods the full objects were
+/// the largest part of the run's memory). Status and managed fields always go. A pod whose
+/// controller is a StatefulSet, DaemonSet or Job belongs to that workload: only its name,
+/// namespace and owner references are kept. Any other pod may turn out to be a workload of
+/// its own (no controller, a bare ReplicaSet, a node's static pod): it keeps its labels,
+/// annotations and its containers' names, resources and restart policies, all that
+/// [`bare_pods`] reads.
+pub fn trim_pod(p: &mut Pod) {
+    p.status = None;
+    let meta = &mut p.metadata;
+    meta.managed_fields = None;
+    let sized = controller(meta).is_some_and(|c| matches!(c.kind.as_str(), "StatefulSet" | "DaemonSet" | "Job"));
+    if sized {
+        *meta = ObjectMeta {
+            name: meta.name.take(),
+            namespace: meta.namespace.take(),
+            owner_references: meta.owner_references.take(),
+            ..ObjectMeta::default()
+        };
+        p.spec = None;
+        return;
+    }
+    let keep = |c: Container| Container {
+        name: c.name,
+        resources: c.resources,
+        restart_policy: c.restart_policy,
+        ..Container::default()
+    };
+    p.spec = p.spec.take().map(|spec| PodSpec {
+        containers: spec.containers.into_iter().map(keep).collect(),
+        init_containers: spec.init_containers.map(|c| c.into_iter().map(keep).collect()),
+        ..PodSpec::default()
+    });
+}
+
+/// What discovery keeps of a ReplicaSet: it only maps pods to their Deployment.
+pub fn trim_replica_set(r: &mut ReplicaSet) {
+    *r = ReplicaSet {
+        metadata: ObjectMeta {
+            name: r.metadata.name.take(),
+            namespace: r.metadata.namespace.take(),
+            owner_references: r.metadata.owner_references.take(),
+            ..ObjectMeta::default()
+        },
+        ..ReplicaSet::default()
+    };
+}
+
 fn owned(meta: &ObjectMeta) -> Option<Owned> {
     let c = controller(meta)?;
     Some((
@@ -393,6 +442,58 @@ mod tests {
             "metadata": {"name": format!("{target}-vpa"), "namespace": ns}, "spec": spec,
         }))
         .unwrap()
+    }
+
+    fn pod(name: &str, owner: Option<(&str, &str)>) -> Pod {
+        let owners = owner.map(
+            |(kind, n)| json!([{"apiVersion": "apps/v1", "kind": kind, "name": n, "uid": "u", "controller": true}]),
+        );
+        serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": "shop", "ownerReferences": owners,
+                "labels": {"app": "x"}, "annotations": {"rightsizer.dev/cpu-buffer": "1.3"},
+                "managedFields": [{"manager": "kubelet", "operation": "Update"}]},
+            "spec": {
+                "containers": [{"name": "app", "image": "app:1", "env": [{"name": "A", "value": "b"}],
+                    "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}}}],
+                "initContainers": [{"name": "proxy", "image": "envoy", "restartPolicy": "Always",
+                    "resources": {"requests": {"cpu": "50m"}}}],
+                "nodeName": "node-1", "volumes": [{"name": "data", "emptyDir": {}}]},
+            "status": {"phase": "Running", "podIP": "10.0.0.1"},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn trimmed_pods_keep_what_discovery_reads() {
+        let bare = pod("lone", None);
+        let mut trimmed = bare.clone();
+        trim_pod(&mut trimmed);
+        assert!(trimmed.status.is_none() && trimmed.metadata.managed_fields.is_none());
+        let spec = trimmed.spec.as_ref().unwrap();
+        assert!(spec.volumes.is_none() && spec.node_name.is_none() && spec.containers[0].image.is_none());
+        // A bare pod converts to the same workload trimmed or not.
+        let owners = Owners::default();
+        let (mut w1, mut w2) = (Vec::new(), Vec::new());
+        assert_eq!(
+            bare_pods(std::slice::from_ref(&bare), &owners, &mut w1),
+            bare_pods(std::slice::from_ref(&trimmed), &owners, &mut w2)
+        );
+        let workloads = bare_pods(&[trimmed], &owners, &mut w2);
+        assert_eq!(workloads[0].containers.len(), 2);
+        assert_eq!(workloads[0].annotations.len(), 1);
+
+        // Pods of a ReplicaSet might be bare (a ReplicaSet without a Deployment): kept whole.
+        let mut rs_pod = pod("web-1", Some(("ReplicaSet", "web-a")));
+        trim_pod(&mut rs_pod);
+        assert!(rs_pod.spec.is_some() && rs_pod.metadata.labels.is_some());
+        // Pods of a StatefulSet never are: name, namespace and owners only.
+        let sts = pod("db-0", Some(("StatefulSet", "db")));
+        let mut trimmed = sts.clone();
+        trim_pod(&mut trimmed);
+        assert!(trimmed.spec.is_none() && trimmed.metadata.labels.is_none());
+        let live = |p: &Pod| LiveOwners::from_objects(std::slice::from_ref(p), &[], &[]).pods;
+        assert_eq!(live(&sts), live(&trimmed));
     }
 
     #[test]

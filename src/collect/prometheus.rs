@@ -268,6 +268,20 @@ impl PromClient {
         self.call("api/v1/query_range", &params, promql, "matrix", sink).await
     }
 
+    /// The label sets of the series matching `selectors` with samples in `[start, end]`
+    /// (`/api/v1/series`): read from the index, so no sample is decoded. Each label set
+    /// reaches the sink as a series without points.
+    pub async fn series_into<S, F>(&self, selectors: &[&str], start: i64, end: i64, sink: F) -> Result<S, Error>
+    where
+        S: SeriesSink + Send + 'static,
+        F: Fn() -> S,
+    {
+        let mut params: Vec<(&str, String)> = selectors.iter().map(|s| ("match[]", s.to_string())).collect();
+        params.extend([("start", start.to_string()), ("end", end.to_string())]);
+        let what = format!("series {}", selectors.join(" "));
+        self.call("api/v1/series", &params, &what, "series", sink).await
+    }
+
     async fn call<S, F>(
         &self,
         path: &str,

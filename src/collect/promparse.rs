@@ -1,4 +1,5 @@
-//! Streaming parser of Prometheus HTTP API answers (`/api/v1/query` and `/query_range`), the
+//! Streaming parser of Prometheus HTTP API answers (`/api/v1/query`, `/query_range` and
+//! `/series`), the
 //! part of the collect stage that turns bytes into samples. It walks the JSON envelope with
 //! serde visitors and feeds every series' labels and every `(time, value)` point straight into
 //! a [`SeriesSink`], so an answer is never held as a list of series with string values: the
@@ -157,7 +158,23 @@ impl<'de, S: SeriesSink> Visitor<'de> for DataSeed<'_, S> {
     }
 
     fn visit_some<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_map(self)
+        d.deserialize_any(self)
+    }
+
+    /// `/api/v1/series` answers a list of label sets: each is a series without points, and
+    /// the result type is `series`.
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        self.parsed.result_type = "series".into();
+        while let Some(labels) = seq.next_element::<Option<Labels>>()? {
+            match labels {
+                Some(labels) => {
+                    self.sink.series(&labels);
+                    self.parsed.series += 1;
+                }
+                None => self.parsed.bad_series += 1,
+            }
+        }
+        Ok(())
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {

@@ -338,12 +338,14 @@ impl ClusterSpec {
                 r.range(0.4, 1.0),
                 r.below(24) as i32 - 11,
             );
-            let containers = 1 + (r.below(10) / 7) as usize;
+            // 1 to 4 containers, 2.5 on average: the app and its sidecars (mesh proxy, log
+            // shipper, metrics exporter).
+            let containers = 1 + r.below(4) as usize;
             for k in 0..containers {
                 let req = [0.05, 0.1, 0.25, 0.5, 1.0, 2.0][r.below(6) as usize];
                 let mem = [64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0][r.below(6) as usize] * MI;
                 let ratio = r.range(0.05, 1.3);
-                let mut p = ContainerProfile::new(if k == 0 { "app" } else { "sidecar" }, req, mem)
+                let mut p = ContainerProfile::new(["app", "sidecar", "logs", "exporter"][k], req, mem)
                     .usage(req * ratio, mem * r.range(0.2, 0.9))
                     .noise(r.range(0.05, 0.4));
                 if r.below(5) == 0 {

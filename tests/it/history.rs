@@ -13,7 +13,7 @@ use rightsizer::model::{SKETCH_ALPHA, UsageSet, WorkloadKind};
 use rightsizer::synth::{Cluster, ClusterSpec, DAY, generate};
 
 use crate::support::proxy::{Fault, Proxy};
-use crate::support::servers::{DEMO_DAYS, DEMO_END, Prometheus, backfilled_tsdb, demo_history};
+use crate::support::servers::{DEMO_DAYS, DEMO_END, Prometheus, backfilled_openmetrics, backfilled_tsdb, demo_history};
 
 const STEP: i64 = 300;
 
@@ -154,7 +154,8 @@ async fn usage_matches_ground_truth() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn query_count_does_not_grow_with_workloads() {
     let mut counts = Vec::new();
-    for n in [10, 200] {
+    // Both clusters have containers that restart (the restart queries run only then).
+    for n in [50, 200] {
         let cluster = generate(ClusterSpec::generated(n, 7, DEMO_END, 2 * DAY));
         let tsdb = backfilled_tsdb(&cluster);
         let server = Prometheus::start(Some(&tsdb), &[]);
@@ -173,6 +174,7 @@ async fn query_count_does_not_grow_with_workloads() {
             usage.containers.len()
         );
         check_against_truth(&cluster, &usage);
+        assert!(usage.containers.values().any(|u| u.restarts > 0), "{n}: no restarts");
         counts.push(queries);
     }
     assert_eq!(counts[0], counts[1], "query counts {counts:?}");
@@ -200,7 +202,7 @@ async fn auth_headers_reach_prometheus() {
     let seen = proxy.requests();
     assert!(
         seen.iter()
-            .all(|r| r.path == "/api/v1/query" && r.body.contains("time=")),
+            .all(|r| r.path == "/api/v1/series" && r.body.contains("start=") && r.body.contains("end=")),
         "{seen:?}"
     );
     assert!(seen.iter().all(|r| r.headers["x-scope-orgid"] == "team-a"));
@@ -348,4 +350,73 @@ async fn missing_exporters_are_named() {
         text.contains("no container_cpu_usage_seconds_total series") && text.contains("cAdvisor"),
         "{text}"
     );
+}
+
+/// The same history with every cAdvisor CPU series also scraped by a second job (identical
+/// points under `job="cadvisor"`, as when two Prometheus jobs scrape the kubelet): the CPU
+/// query has no `sum by` on the server, and each pod and container must still count once
+/// per step, not twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicate_cadvisor_series_count_once() {
+    let cluster = generate(ClusterSpec::generated(12, 5, DEMO_END, DAY));
+    let mut text = Vec::new();
+    cluster.write_openmetrics(&mut text).unwrap();
+    let text = String::from_utf8(text).unwrap();
+    // Within the family, the copies follow the originals, series by series.
+    let family = "container_cpu_usage_seconds"; // OpenMetrics: the counter family has no _total
+    let mut doubled = String::with_capacity(text.len() * 2);
+    let mut copies = String::new();
+    let mut in_family = false;
+    for line in text.lines() {
+        if line.starts_with("# ") {
+            doubled.push_str(&copies);
+            copies.clear();
+            in_family = line.starts_with(&format!("# TYPE {family} "));
+        } else if in_family {
+            copies.push_str(&line.replace(r#"job="kubelet""#, r#"job="cadvisor""#));
+            copies.push('\n');
+        }
+        doubled.push_str(line);
+        doubled.push('\n');
+    }
+    assert!(doubled.len() > text.len() + 1000);
+    let (once, twice) = (backfilled_openmetrics(&text), backfilled_openmetrics(&doubled));
+    let (once, twice) = (
+        Prometheus::start(Some(&once), &[]),
+        Prometheus::start(Some(&twice), &[]),
+    );
+    let single = collect(&client(&once.url, |_| {}), DEMO_END, 1).await;
+    let double = collect(&client(&twice.url, |_| {}), DEMO_END, 1).await;
+    check_against_truth(&cluster, &single);
+    check_against_truth(&cluster, &double);
+    assert_eq!(single.containers.len(), double.containers.len());
+    for (key, a) in &single.containers {
+        let b = &double.containers[key];
+        assert_eq!(
+            (
+                a.cpu.count(),
+                a.cpu.quantile(0.95),
+                a.cpu.max(),
+                a.pods,
+                a.first_seen,
+                a.last_seen
+            ),
+            (
+                b.cpu.count(),
+                b.cpu.quantile(0.95),
+                b.cpu.max(),
+                b.pods,
+                b.first_seen,
+                b.last_seen
+            ),
+            "{key}"
+        );
+    }
+    for (key, a) in &single.workloads {
+        let b = &double.workloads[key];
+        for q in [0.1, 0.5, 0.95, 1.0] {
+            assert_eq!(a.total_cpu.quantile(q), b.total_cpu.quantile(q), "{key} total p{q}");
+            assert_eq!(a.replicas.quantile(q), b.replicas.quantile(q), "{key} replicas p{q}");
+        }
+    }
 }

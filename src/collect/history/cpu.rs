@@ -1,8 +1,16 @@
 //! The CPU half of the query plan's reduction: one range-query chunk of per-container 5-minute
 //! rates streams into a `CpuChunk`, which pools each container's points into its workload's
 //! sketch and sums them per step into the workload's total demand and replica count. A chunk
-//! holds one sketch per workload x container and one row of `points` per workload, never the
-//! samples; chunks merge into the `UsageSet` as they complete.
+//! holds one sketch per workload x container, one row of `points` per workload and one bit per
+//! series and step, never the samples; chunks merge into the `UsageSet` as they complete.
+//!
+//! The query is the bare `rate()`, not `sum by (namespace, pod, container)`: the aggregation
+//! made Prometheus evaluate three times longer (it hashes every series' labels at every
+//! step). cAdvisor can still answer more than one series for a `(namespace, pod, container)`:
+//! the same container scraped by two jobs (identical points that a sum would double), or a
+//! restarted container whose old cgroup series overlaps the new one for a step. Here each
+//! `(namespace, pod, container)` has at most one point per step: the first series that has a
+//! point at a step gives it, later ones are counted in `duplicates` and left out.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -42,10 +50,15 @@ pub(super) struct CpuChunk {
     containers: Vec<(ContainerKey, ContainerUsage)>,
     workload_index: HashMap<WorkloadKey, usize>,
     workloads: Vec<(WorkloadKey, Steps)>,
+    /// Per `(namespace, pod, container)`: its slot in `slots`, which holds its container slot
+    /// and one bit per step that has a point.
     series: HashMap<SeriesId, usize>,
-    /// (container slot, workload slot, presence row) of the series being read.
-    current: Option<(usize, usize, usize)>,
+    slots: Vec<(usize, Vec<u64>)>,
+    /// (container slot, workload slot, presence row, series slot) of the series being read.
+    current: Option<(usize, usize, usize, usize)>,
     pub(super) dropped: u64,
+    /// Points left out because another series of the same container had one at that step.
+    pub(super) duplicates: u64,
     pub(super) bad_series: u64,
 }
 
@@ -61,8 +74,10 @@ impl CpuChunk {
             workload_index: HashMap::new(),
             workloads: Vec::new(),
             series: HashMap::new(),
+            slots: Vec::new(),
             current: None,
             dropped: 0,
+            duplicates: 0,
             bad_series: 0,
         }
     }
@@ -75,9 +90,9 @@ impl CpuChunk {
     /// counts once per container however many chunks it spans.
     pub(super) fn merge_into(self, usage: &mut UsageSet, seen: &mut HashSet<SeriesId>) {
         let mut containers = self.containers;
-        for (id, slot) in self.series {
+        for (id, s) in self.series {
             if seen.insert(id) {
-                containers[slot].1.pods += 1;
+                containers[self.slots[s].0].1.pods += 1;
             }
         }
         for (key, u) in containers {
@@ -128,21 +143,36 @@ impl SeriesSink for CpuChunk {
                 present.len() - 1
             }
         };
-        self.series.insert(id, c);
-        self.current = Some((c, w, row));
+        let words = points.div_ceil(64);
+        let s = *self.series.entry(id).or_insert_with(|| {
+            self.slots.push((c, vec![0; words]));
+            self.slots.len() - 1
+        });
+        self.current = Some((c, w, row, s));
     }
 
     fn sample(&mut self, t: f64, v: f64) {
-        let Some((c, w, row)) = self.current else { return };
-        let t = t.round() as i64;
-        let usage = &mut self.containers[c].1;
-        if !usage.cpu.add(v) {
+        let Some((c, w, row, s)) = self.current else { return };
+        if !v.is_finite() || v < 0.0 {
             self.dropped += 1;
             return;
         }
-        usage.saw(t);
+        let t = t.round() as i64;
         let k = (t - self.first).div_euclid(self.step);
-        if (0..self.points as i64).contains(&k) {
+        let in_chunk = (0..self.points as i64).contains(&k);
+        if in_chunk {
+            let (word, bit) = (k as usize / 64, 1u64 << (k % 64));
+            let taken = &mut self.slots[s].1[word];
+            if *taken & bit != 0 {
+                self.duplicates += 1;
+                return;
+            }
+            *taken |= bit;
+        }
+        let usage = &mut self.containers[c].1;
+        usage.cpu.add(v);
+        usage.saw(t);
+        if in_chunk {
             let steps = &mut self.workloads[w].1;
             steps.total[k as usize] += v as f32;
             let n = &mut steps.present[row].1[k as usize];
@@ -155,7 +185,7 @@ impl SeriesSink for CpuChunk {
 /// OOM kills, CFS counters), for answers with few points per series.
 pub(super) struct PerContainer {
     owners: Arc<Owners>,
-    apply: fn(&mut ContainerUsage, i64, f64),
+    pub(super) apply: fn(&mut ContainerUsage, i64, f64),
     current: Option<ContainerKey>,
     pub(super) out: HashMap<ContainerKey, ContainerUsage>,
     pub(super) series: u64,
@@ -252,5 +282,32 @@ mod tests {
         let low = w.replicas.quantile(0.3).unwrap();
         assert!((low - 1.0).abs() <= 0.01, "{low}");
         assert_eq!(seen.len(), 3);
+    }
+
+    #[test]
+    fn a_second_series_of_a_container_fills_only_the_steps_the_first_left_empty() {
+        let mut owners = Owners::default();
+        owners.insert_pod("shop", "web-1", "StatefulSet", "web");
+        let mut chunk = CpuChunk::new(Arc::new(owners), 600, 1500, 300);
+        // The old cgroup (steps 600-900), then the restarted container's (900-1500): they
+        // overlap at 900, where the first series' point stands.
+        for points in [
+            vec![(600.0, 0.5), (900.0, 0.25)],
+            vec![(900.0, 4.0), (1200.0, 1.0), (1500.0, 2.0)],
+        ] {
+            chunk.series(&labels("web-1", "app"));
+            for (t, v) in points {
+                chunk.sample(t, v);
+            }
+        }
+        assert_eq!((chunk.duplicates, chunk.series_count()), (1, 1));
+        let mut usage = UsageSet::default();
+        chunk.merge_into(&mut usage, &mut HashSet::new());
+        let web = WorkloadKey::new("shop", WorkloadKind::StatefulSet, "web");
+        let app = &usage.containers[&ContainerKey::new(web.clone(), "app")];
+        assert_eq!((app.pods, app.cpu.count(), app.cpu.max()), (1, 4, Some(2.0)));
+        let w = &usage.workloads[&web];
+        assert_eq!((w.total_cpu.count(), w.total_cpu.max()), (4, Some(2.0)));
+        assert_eq!(w.replicas.max(), Some(1.0));
     }
 }

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 
+use crate::collect::promparse::{Labels, SeriesSink};
 use crate::model::{WorkloadKey, WorkloadKind};
 
 /// Who owned each pod and each ReplicaSet/Job, as kube-state-metrics recorded it over the
@@ -65,6 +66,40 @@ impl Owners {
     }
 }
 
+/// kube-state-metrics writes `<none>` for a missing owner.
+fn has_owner(kind: &str) -> bool {
+    !kind.is_empty() && kind != "<none>"
+}
+
+/// The owner series' label sets (`/api/v1/series` for `kube_pod_owner`,
+/// `kube_replicaset_owner` and `kube_job_owner`) fill the maps directly.
+impl SeriesSink for Owners {
+    fn series(&mut self, labels: &Labels) {
+        let get = |k: &str| labels.get(k).map(String::as_str).unwrap_or("");
+        let (ns, kind, name) = (get("namespace"), get("owner_kind"), get("owner_name"));
+        let child = match get("__name__") {
+            "kube_pod_owner" => {
+                self.ksm_pods += 1;
+                "pod"
+            }
+            "kube_replicaset_owner" => "replicaset",
+            "kube_job_owner" => "job_name",
+            _ => return,
+        };
+        let child = get(child);
+        if ns.is_empty() || child.is_empty() || !has_owner(kind) {
+            return;
+        }
+        match get("__name__") {
+            "kube_pod_owner" => self.insert_pod(ns, child, kind, name),
+            "kube_replicaset_owner" => self.insert_replica_set(ns, child, kind, name),
+            _ => self.insert_job(ns, child, kind, name),
+        }
+    }
+
+    fn sample(&mut self, _: f64, _: f64) {}
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -90,5 +125,66 @@ mod tests {
             assert_eq!(o.resolve("shop", pod), WorkloadKey::new("shop", kind, name), "{pod}");
         }
         assert_eq!(o.resolve("kube-system", "etcd-node1").kind, WorkloadKind::Pod);
+    }
+
+    #[test]
+    fn reads_owner_label_sets() {
+        let mut o = Owners::default();
+        let set =
+            |pairs: &[(&str, &str)]| -> Labels { pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect() };
+        for labels in [
+            set(&[
+                ("__name__", "kube_pod_owner"),
+                ("namespace", "shop"),
+                ("pod", "web-abc-1"),
+                ("owner_kind", "ReplicaSet"),
+                ("owner_name", "web-abc"),
+            ]),
+            set(&[
+                ("__name__", "kube_replicaset_owner"),
+                ("namespace", "shop"),
+                ("replicaset", "web-abc"),
+                ("owner_kind", "Deployment"),
+                ("owner_name", "web"),
+            ]),
+            set(&[
+                ("__name__", "kube_pod_owner"),
+                ("namespace", "shop"),
+                ("pod", "lone"),
+                ("owner_kind", "<none>"),
+                ("owner_name", "<none>"),
+            ]),
+            set(&[
+                ("__name__", "kube_job_owner"),
+                ("namespace", "shop"),
+                ("job_name", "n-1"),
+                ("owner_kind", "CronJob"),
+                ("owner_name", "n"),
+            ]),
+            set(&[
+                ("__name__", "kube_pod_owner"),
+                ("namespace", "shop"),
+                ("pod", "n-1-x"),
+                ("owner_kind", "Job"),
+                ("owner_name", "n-1"),
+            ]),
+            set(&[("__name__", "up"), ("namespace", "shop")]),
+        ] {
+            o.series(&labels);
+        }
+        assert_eq!(o.ksm_pods, 3);
+        assert!(o.has_kube_state_metrics());
+        assert_eq!(
+            o.resolve("shop", "web-abc-1"),
+            WorkloadKey::new("shop", WorkloadKind::Deployment, "web")
+        );
+        assert_eq!(
+            o.resolve("shop", "n-1-x"),
+            WorkloadKey::new("shop", WorkloadKind::CronJob, "n")
+        );
+        assert_eq!(
+            o.resolve("shop", "lone"),
+            WorkloadKey::new("shop", WorkloadKind::Pod, "lone")
+        );
     }
 }

@@ -53,6 +53,18 @@ fn parses_a_matrix_with_extra_fields_warnings_and_infos() {
 }
 
 #[test]
+fn parses_a_series_answer_as_series_without_points() {
+    let body = r#"{"status":"success","data":[{"__name__":"kube_pod_owner","pod":"a"},null,{"__name__":"kube_job_owner"}],
+        "warnings":["partial"]}"#;
+    let (p, c) = parse(body);
+    assert_eq!(p.result_type, "series");
+    assert_eq!((p.series, p.samples, p.bad_series), (2, 0, 1));
+    assert_eq!(c.0[0].0["pod"], "a");
+    assert!(c.0.iter().all(|(_, points)| points.is_empty()));
+    assert_eq!(p.warnings, vec!["partial"]);
+}
+
+#[test]
 fn parses_a_vector_in_any_key_order() {
     // Values before the labels, data keys reversed, bare numbers (lenient servers).
     let body = r#"{"data":{"result":[{"value":[1.5,"2"],"metric":{"a":"b"}},{"metric":{"a":"c"},"value":[1.5,3]},

@@ -223,6 +223,33 @@ pub fn backfilled_tsdb(cluster: &Cluster) -> PathBuf {
         w.flush().unwrap();
         w.hash
     };
+    let tsdb = backfill(&om, hash);
+    let _ = std::fs::remove_file(&om);
+    tsdb
+}
+
+/// Backfills OpenMetrics text (e.g. a generated history edited by a test), cached like
+/// [`backfilled_tsdb`].
+pub fn backfilled_openmetrics(text: &str) -> PathBuf {
+    static LOCK: Mutex<()> = Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("tsdb-fixtures");
+    std::fs::create_dir_all(&root).unwrap();
+    let om = root.join(format!("text-{}.om", std::process::id()));
+    let mut w = HashingWriter {
+        inner: Vec::new(),
+        hash: 0xcbf29ce484222325,
+    };
+    std::io::Write::write_all(&mut w, text.as_bytes()).unwrap();
+    std::fs::write(&om, &w.inner).unwrap();
+    let tsdb = backfill(&om, w.hash);
+    let _ = std::fs::remove_file(&om);
+    tsdb
+}
+
+/// Backfills `om` into the fixture directory named by `hash` unless it is already there.
+fn backfill(om: &Path, hash: u64) -> PathBuf {
+    let root = om.parent().unwrap();
     let tsdb = root.join(format!("{hash:016x}"));
     let done = tsdb.join(".complete");
     if !done.exists() {
@@ -231,7 +258,7 @@ pub fn backfilled_tsdb(cluster: &Cluster) -> PathBuf {
             .args(["tsdb", "create-blocks-from", "openmetrics"])
             // One pass over the file per block window: large blocks make backfill ~30x faster.
             .arg("--max-block-duration=1500h")
-            .arg(&om)
+            .arg(om)
             .arg(&tsdb)
             .output()
             .expect("run promtool");
@@ -243,7 +270,6 @@ pub fn backfilled_tsdb(cluster: &Cluster) -> PathBuf {
         );
         std::fs::write(&done, b"").unwrap();
     }
-    let _ = std::fs::remove_file(&om);
     tsdb
 }
 

@@ -1,0 +1,260 @@
+//! Restarts, OOM kills and HPA saturation from plain series values at each step, reduced in
+//! Rust. The PromQL forms (`R - R offset 5m > 0`, `... and on (...) reason == 1`,
+//! `current >= bool max`) cost Prometheus a label hash per series and step: 4 s per query at
+//! 10,000 pods x 2 days, 0.4 s even when narrowed to the 500 restarted containers. Selecting
+//! the same series without an operator costs it a few milliseconds, and the arithmetic here
+//! is exactly what those operators did:
+//! - a restart counter's increase at step `t` is `v(t) - v(t - step)` when both points exist
+//!   (as `R - R offset step`: both sides need a sample in their lookback), counted when > 0;
+//! - an increase is an OOM kill when the container's
+//!   `kube_pod_container_status_last_terminated_reason{reason="OOMKilled"}` is 1 at `t`;
+//! - an HPA is at its maximum at `t` when `current_replicas >= maxReplicas` (each the largest
+//!   of its series there, as `max by (namespace, horizontalpodautoscaler)`).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use super::Owners;
+use super::cpu::{PerContainer, SeriesId, series_id};
+use crate::collect::promparse::{Labels, SeriesSink};
+
+/// Positive step-to-step increases of the restart counters, per `(namespace, pod, container)`.
+#[derive(Debug)]
+pub(super) struct Increases {
+    step: i64,
+    /// Increases at steps before this are not recorded (the query starts one step early so
+    /// the first step has its previous value).
+    from: i64,
+    current: Option<SeriesId>,
+    previous: Option<(i64, f64)>,
+    pub(super) events: HashMap<SeriesId, BTreeMap<i64, u32>>,
+}
+
+impl Increases {
+    pub(super) fn new(from: i64, step: i64) -> Self {
+        Increases {
+            step,
+            from,
+            current: None,
+            previous: None,
+            events: HashMap::new(),
+        }
+    }
+}
+
+impl SeriesSink for Increases {
+    fn series(&mut self, labels: &Labels) {
+        self.current = series_id(labels);
+        self.previous = None;
+    }
+
+    fn sample(&mut self, t: f64, v: f64) {
+        let Some(id) = &self.current else { return };
+        let t = t.round() as i64;
+        if let Some((tp, vp)) = self.previous
+            && t - tp == self.step
+            && v > vp
+            && t >= self.from
+        {
+            // Two series of one container (two scrape jobs) add, as the `sum by` did.
+            *self.events.entry(id.clone()).or_default().entry(t).or_default() += (v - vp).round() as u32;
+        }
+        self.previous = Some((t, v));
+    }
+}
+
+/// The increases that happened while the container's last termination reason was
+/// `OOMKilled`, found by streaming that reason's series over the same steps.
+#[derive(Debug)]
+pub(super) struct OomMatches {
+    increases: Arc<HashMap<SeriesId, BTreeMap<i64, u32>>>,
+    current: Option<SeriesId>,
+    pub(super) matched: HashSet<(SeriesId, i64)>,
+}
+
+impl OomMatches {
+    pub(super) fn new(increases: Arc<HashMap<SeriesId, BTreeMap<i64, u32>>>) -> Self {
+        OomMatches {
+            increases,
+            current: None,
+            matched: HashSet::new(),
+        }
+    }
+}
+
+impl SeriesSink for OomMatches {
+    fn series(&mut self, labels: &Labels) {
+        self.current = series_id(labels).filter(|id| self.increases.contains_key(id));
+    }
+
+    fn sample(&mut self, t: f64, v: f64) {
+        let Some(id) = &self.current else { return };
+        let t = t.round() as i64;
+        if v == 1.0 && self.increases[id].contains_key(&t) {
+            self.matched.insert((id.clone(), t));
+        }
+    }
+}
+
+/// Restarts and OOM kills per workload x container.
+pub(super) fn restarts_and_ooms(
+    owners: &Arc<Owners>,
+    increases: &HashMap<SeriesId, BTreeMap<i64, u32>>,
+    ooms: &HashSet<(SeriesId, i64)>,
+) -> PerContainer {
+    let mut out = PerContainer::new(owners.clone(), |_, _, _| {});
+    for (id, steps) in increases {
+        out.series += 1;
+        let key = crate::model::ContainerKey::new(owners.resolve(&id.0, &id.1), id.2.as_str());
+        let u = out.out.entry(key).or_default();
+        for (&t, &n) in steps {
+            u.restarts += n;
+            if ooms.contains(&(id.clone(), t)) {
+                u.oom_kills += n;
+                u.last_oom = u.last_oom.max(Some(t));
+            }
+        }
+    }
+    out
+}
+
+/// An HPA's `(namespace, name)`.
+type HpaId = (String, String);
+/// At one step: (current replicas, maxReplicas), each when a series had a point.
+type HpaStep = (Option<f64>, Option<f64>);
+
+/// Per HPA and step: the largest current replicas and the largest maxReplicas of its series.
+#[derive(Debug, Default)]
+pub(super) struct HpaSteps {
+    current: Option<(HpaId, bool)>,
+    steps: HashMap<HpaId, BTreeMap<i64, HpaStep>>,
+}
+
+impl SeriesSink for HpaSteps {
+    fn series(&mut self, labels: &Labels) {
+        let get = |k: &str| labels.get(k).cloned().unwrap_or_default();
+        let is_current = match labels.get("__name__").map(String::as_str) {
+            Some("kube_horizontalpodautoscaler_status_current_replicas") => true,
+            Some("kube_horizontalpodautoscaler_spec_max_replicas") => false,
+            _ => {
+                self.current = None;
+                return;
+            }
+        };
+        self.current = Some(((get("namespace"), get("horizontalpodautoscaler")), is_current));
+    }
+
+    fn sample(&mut self, t: f64, v: f64) {
+        let Some((hpa, is_current)) = &self.current else { return };
+        let step = self
+            .steps
+            .entry(hpa.clone())
+            .or_default()
+            .entry(t.round() as i64)
+            .or_default();
+        let slot = if *is_current { &mut step.0 } else { &mut step.1 };
+        *slot = Some(slot.map_or(v, |s| s.max(v)));
+    }
+}
+
+impl HpaSteps {
+    /// Per HPA: (seconds with both values, seconds at maxReplicas).
+    pub(super) fn seconds(&self, step: i64) -> Vec<(HpaId, (i64, i64))> {
+        let mut out: Vec<_> = self
+            .steps
+            .iter()
+            .map(|(hpa, steps)| {
+                let both = steps.values().filter_map(|&(c, m)| Some((c?, m?)));
+                let (mut seen, mut at_max) = (0, 0);
+                for (c, m) in both {
+                    seen += step;
+                    if c >= m {
+                        at_max += step;
+                    }
+                }
+                (hpa.clone(), (seen, at_max))
+            })
+            .filter(|(_, (seen, _))| *seen > 0)
+            .collect();
+        out.sort();
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ContainerKey, WorkloadKey, WorkloadKind};
+
+    fn labels(pairs: &[(&str, &str)]) -> Labels {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn increases_need_both_steps_and_ooms_need_the_reason_at_that_step() {
+        let app = labels(&[("namespace", "shop"), ("pod", "db-0"), ("container", "app")]);
+        let mut inc = Increases::new(600, 300);
+        inc.series(&app);
+        // 300 is before `from`; 1200 follows a gap (no point at 900), so it is not an
+        // increase of one step; 1500 (+2) and 2100 (+1) are.
+        for (t, v) in [
+            (300.0, 0.0),
+            (600.0, 0.0),
+            (1200.0, 1.0),
+            (1500.0, 3.0),
+            (1800.0, 3.0),
+            (2100.0, 4.0),
+        ] {
+            inc.sample(t, v);
+        }
+        let id = series_id(&app).unwrap();
+        let steps: Vec<(i64, u32)> = inc.events[&id].iter().map(|(&t, &n)| (t, n)).collect();
+        assert_eq!(steps, [(1500, 2), (2100, 1)]);
+
+        let increases = Arc::new(inc.events);
+        let mut oom = OomMatches::new(increases.clone());
+        oom.series(&labels(&[
+            ("namespace", "shop"),
+            ("pod", "db-0"),
+            ("container", "app"),
+            ("reason", "OOMKilled"),
+        ]));
+        for (t, v) in [(1500.0, 1.0), (1800.0, 1.0), (2100.0, 0.0)] {
+            oom.sample(t, v);
+        }
+        // Another container's reason never matches.
+        oom.series(&labels(&[("namespace", "shop"), ("pod", "db-1"), ("container", "app")]));
+        oom.sample(1500.0, 1.0);
+
+        let mut owners = Owners::default();
+        owners.insert_pod("shop", "db-0", "StatefulSet", "db");
+        let out = restarts_and_ooms(&Arc::new(owners), &increases, &oom.matched);
+        let key = ContainerKey::new(WorkloadKey::new("shop", WorkloadKind::StatefulSet, "db"), "app");
+        let u = &out.out[&key];
+        assert_eq!((u.restarts, u.oom_kills, u.last_oom), (3, 2, Some(1500)));
+    }
+
+    #[test]
+    fn hpa_seconds_count_steps_with_both_values() {
+        let mut h = HpaSteps::default();
+        let cur = labels(&[
+            ("__name__", "kube_horizontalpodautoscaler_status_current_replicas"),
+            ("namespace", "shop"),
+            ("horizontalpodautoscaler", "web"),
+        ]);
+        let max = labels(&[
+            ("__name__", "kube_horizontalpodautoscaler_spec_max_replicas"),
+            ("namespace", "shop"),
+            ("horizontalpodautoscaler", "web"),
+        ]);
+        h.series(&cur);
+        for (t, v) in [(300.0, 3.0), (600.0, 10.0), (900.0, 10.0)] {
+            h.sample(t, v);
+        }
+        h.series(&max);
+        for t in [300.0, 600.0] {
+            h.sample(t, 10.0);
+        }
+        assert_eq!(h.seconds(300), [(("shop".to_string(), "web".to_string()), (600, 300))]);
+    }
+}
