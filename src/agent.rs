@@ -266,6 +266,7 @@ impl Plan {
                 prometheus_insecure_skip_tls_verify: p.insecure_skip_tls_verify,
                 prometheus_concurrency: p.concurrency,
                 prometheus_retries: p.retries,
+                prometheus_no_remote_read: p.no_remote_read,
             },
             kube: KubeArgs {
                 kubeconfig: k.kubeconfig.clone(),

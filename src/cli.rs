@@ -190,6 +190,11 @@ pub struct PromArgs {
     /// Retries of a Prometheus query after a timeout, 429 or 5xx, with backoff (default 3).
     #[arg(long, env = "RIGHTSIZER_PROMETHEUS_RETRIES")]
     pub prometheus_retries: Option<u32>,
+    /// Read CPU history with PromQL range queries only, never with remote read
+    /// (`/api/v1/read`). By default remote read is tried first, and a server without it
+    /// (VictoriaMetrics, a proxy that blocks it) falls back to PromQL by itself.
+    #[arg(long, env = "RIGHTSIZER_PROMETHEUS_NO_REMOTE_READ")]
+    pub prometheus_no_remote_read: bool,
 }
 
 #[derive(Debug, Args)]

@@ -62,6 +62,8 @@ pub struct PrometheusConfig {
     pub insecure_skip_tls_verify: bool,
     pub concurrency: Option<usize>,
     pub retries: Option<u32>,
+    /// PromQL only, no remote read (see `--prometheus-no-remote-read`).
+    pub no_remote_read: bool,
 }
 
 impl Default for PrometheusConfig {
@@ -78,6 +80,7 @@ impl Default for PrometheusConfig {
             insecure_skip_tls_verify: false,
             concurrency: None,
             retries: None,
+            no_remote_read: false,
         }
     }
 }

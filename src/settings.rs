@@ -145,6 +145,7 @@ fn prometheus(args: &PromArgs, url: &str) -> Result<PromConfig, Error> {
     if let Some(n) = args.prometheus_retries {
         cfg.retries = n;
     }
+    cfg.remote_read = !args.prometheus_no_remote_read;
     if let Some(path) = &args.prometheus_ca_file {
         if args.prometheus_insecure_skip_tls_verify {
             return Err(Error::Config(

@@ -10,6 +10,7 @@ pub mod metrics_api;
 pub mod objects;
 pub mod prometheus;
 pub mod promparse;
+pub mod remote_read;
 pub mod snapshot;
 
 use thiserror::Error;
@@ -44,6 +45,8 @@ pub enum Error {
         query: String,
     },
 
+    #[error("prometheus at {url} does not serve remote read with streamed chunks: {detail}")]
+    RemoteReadUnsupported { url: String, detail: String },
     #[error("prometheus rejected the query ({error_type}): {error}\nquery: {query}")]
     PrometheusQuery {
         error_type: String,

@@ -1,4 +1,5 @@
-//! The Prometheus HTTP API client (`/api/v1/query`, `/api/v1/query_range`), the only code that
+//! The Prometheus HTTP API client (`/api/v1/query`, `/query_range`, `/series`, and remote read
+//! `/api/v1/read` with streamed chunks), the only code that
 //! talks to Prometheus: auth (bearer token, basic auth, extra headers such as `X-Scope-OrgID`),
 //! TLS (a CA bundle added to the system roots, or no verification when asked), timeouts,
 //! retries with exponential backoff on timeouts, connection errors, 5xx, 429 (honouring
@@ -20,8 +21,24 @@ use url::Url;
 use self::transport::{ChannelReader, Failure, backoff, basic_auth_value, retry_after};
 use super::Error;
 pub use super::promparse::{Labels, Parsed, SeriesSink};
+use super::remote_read::{self, Matcher, RawSink, RawStats};
 
 mod transport;
+
+/// A request body.
+enum Body<'a> {
+    /// An API query as a form.
+    Form(&'a [(&'a str, String)]),
+    /// A snappy-framed `prometheus.ReadRequest`.
+    RemoteRead(Vec<u8>),
+}
+
+fn error_detail(e: &Error) -> String {
+    match e {
+        Error::PrometheusStatus { detail, .. } => detail.clone(),
+        other => other.to_string(),
+    }
+}
 
 /// How to reach Prometheus. Built once by `Settings`.
 #[derive(Debug, Clone)]
@@ -40,6 +57,8 @@ pub struct PromConfig {
     pub insecure_skip_tls_verify: bool,
     /// First retry delay; it doubles per attempt up to 16x.
     pub backoff: Duration,
+    /// Try remote read (streamed chunks) for the CPU history before PromQL.
+    pub remote_read: bool,
 }
 
 impl PromConfig {
@@ -58,6 +77,7 @@ impl PromConfig {
             insecure_skip_tls_verify: false,
             // 0.5 s, 1 s, 2 s: rides out a Prometheus restart or a rolling Thanos querier.
             backoff: Duration::from_millis(500),
+            remote_read: true,
         }
     }
 }
@@ -71,6 +91,8 @@ pub struct PromStats {
     pub retries: AtomicU64,
     /// Answer bytes read.
     pub bytes: AtomicU64,
+    /// Remote reads answered with streamed chunks (also counted in `queries`).
+    pub remote_reads: AtomicU64,
     /// Points parsed and handed to a sink.
     pub samples: AtomicU64,
     /// `NaN`/infinite points and points that were not numbers, skipped.
@@ -83,6 +105,7 @@ pub struct PromClient {
     base: Url,
     retries: u32,
     backoff: Duration,
+    remote_read: Arc<std::sync::atomic::AtomicBool>,
     timeout: Duration,
     permits: Arc<Semaphore>,
     stats: Arc<PromStats>,
@@ -179,11 +202,24 @@ impl PromClient {
             base,
             retries: cfg.retries,
             backoff: cfg.backoff,
+            remote_read: Arc::new(std::sync::atomic::AtomicBool::new(cfg.remote_read)),
             timeout: cfg.timeout,
             permits: Arc::new(Semaphore::new(cfg.concurrency.max(1))),
             stats: Arc::new(PromStats::default()),
             warnings: Arc::new(Mutex::new(Vec::new())),
         })
+    }
+
+    /// Whether remote read is on: asked for, and not yet refused by the server.
+    pub fn remote_read(&self) -> bool {
+        self.remote_read.load(Ordering::Relaxed)
+    }
+
+    /// The server does not serve remote read: PromQL from now on, said once.
+    pub fn remote_read_unsupported(&self, e: &Error) {
+        if self.remote_read.swap(false, Ordering::Relaxed) {
+            tracing::info!("{e}; reading with PromQL range queries instead");
+        }
     }
 
     pub fn stats(&self) -> &PromStats {
@@ -294,16 +330,84 @@ impl PromClient {
         S: SeriesSink + Send + 'static,
         F: Fn() -> S,
     {
+        let body = Body::Form(params);
+        let (sink, parsed) = self
+            .attempts(path, &body, promql, make, |reader, mut sink: S| {
+                let parsed = super::promparse::parse_reader(reader, &mut sink);
+                (
+                    sink,
+                    parsed.map_err(|e| format!("the answer is not Prometheus API JSON ({e}")),
+                )
+            })
+            .await?;
+        self.finish(sink, parsed, promql, expect)
+    }
+
+    /// Remote read (`/api/v1/read`) of the raw samples of the series `matchers` select in
+    /// `[start_ms, end_ms]`, as streamed XOR chunks, into a sink made by `make` (a fresh one per
+    /// attempt). A server that cannot stream chunks (no remote-read endpoint, or one that
+    /// only answers sampled protobuf) gives `Error::RemoteReadUnsupported`, never retried.
+    pub async fn remote_read_into<S, F>(
+        &self,
+        matchers: &[Matcher],
+        start_ms: i64,
+        end_ms: i64,
+        make: F,
+    ) -> Result<(S, RawStats), Error>
+    where
+        S: RawSink + Send + 'static,
+        F: Fn() -> S,
+    {
+        let request = remote_read::snappy_literal(&remote_read::encode_request(matchers, start_ms, end_ms));
+        let what = format!("remote read {matchers:?} [{start_ms}, {end_ms}] ms");
+        self.stats.queries.fetch_add(1, Ordering::Relaxed);
+        let (sink, stats) = self
+            .attempts(
+                "api/v1/read",
+                &Body::RemoteRead(request),
+                &what,
+                make,
+                |reader, mut sink: S| {
+                    let stats = remote_read::read_stream(reader, &mut sink);
+                    (
+                        sink,
+                        stats.map_err(|e| format!("the remote-read stream is broken ({e}")),
+                    )
+                },
+            )
+            .await?;
+        self.stats.samples.fetch_add(stats.samples, Ordering::Relaxed);
+        self.stats.remote_reads.fetch_add(1, Ordering::Relaxed);
+        Ok((sink, stats))
+    }
+
+    /// One request with retries: `parse` reads the body on a blocking thread into the sink.
+    async fn attempts<S, F, P, T>(
+        &self,
+        path: &str,
+        body: &Body<'_>,
+        what: &str,
+        make: F,
+        parse: P,
+    ) -> Result<(S, T), Error>
+    where
+        S: Send + 'static,
+        F: Fn() -> S,
+        T: Send + 'static,
+        P: Fn(&mut dyn io::Read, S) -> (S, Result<T, String>) + Clone + Send + 'static,
+    {
         let url = self
             .base
             .join(path)
             .map_err(|e| Error::Config(format!("bad prometheus url: {e}")))?;
         let _permit = self.permits.acquire().await.expect("semaphore never closed");
-        self.stats.queries.fetch_add(1, Ordering::Relaxed);
+        if matches!(body, Body::Form(_)) {
+            self.stats.queries.fetch_add(1, Ordering::Relaxed);
+        }
         let mut attempt = 0;
         loop {
-            match self.once(&url, params, promql, make()).await {
-                Ok((sink, parsed)) => return self.finish(sink, parsed, promql, expect),
+            match self.once(&url, body, what, make(), parse.clone()).await {
+                Ok(done) => return Ok(done),
                 Err(f) if f.retryable && attempt < self.retries => {
                     attempt += 1;
                     self.stats.retries.fetch_add(1, Ordering::Relaxed);
@@ -316,7 +420,7 @@ impl PromClient {
                         url: self.base.to_string(),
                         timeout: self.timeout,
                         attempts: attempt + 1,
-                        query: promql.to_string(),
+                        query: what.to_string(),
                     });
                 }
                 Err(f) => return Err(f.error),
@@ -375,20 +479,31 @@ impl PromClient {
         }
     }
 
-    async fn once<S: SeriesSink + Send + 'static>(
+    async fn once<S, T, P>(
         &self,
         url: &Url,
-        params: &[(&str, String)],
+        body: &Body<'_>,
         promql: &str,
         sink: S,
-    ) -> Result<(S, Parsed), Failure> {
-        let mut response = self
-            .http
-            .post(url.clone())
-            .form(params)
-            .send()
-            .await
-            .map_err(|e| self.unreachable(e))?;
+        parse: P,
+    ) -> Result<(S, T), Failure>
+    where
+        S: Send + 'static,
+        T: Send + 'static,
+        P: FnOnce(&mut dyn io::Read, S) -> (S, Result<T, String>) + Send + 'static,
+    {
+        let remote = matches!(body, Body::RemoteRead(_));
+        let request = match body {
+            Body::Form(params) => self.http.post(url.clone()).form(params),
+            Body::RemoteRead(bytes) => self
+                .http
+                .post(url.clone())
+                .header("content-type", "application/x-protobuf")
+                .header("content-encoding", "snappy")
+                .header("x-prometheus-remote-read-version", "0.1.0")
+                .body(bytes.clone()),
+        };
+        let mut response = request.send().await.map_err(|e| self.unreachable(e))?;
         let status = response.status();
         if !status.is_success() {
             let wait = retry_after(response.headers());
@@ -412,6 +527,12 @@ impl PromClient {
                 detail,
                 query: promql.to_string(),
             };
+            if remote && matches!(status.as_u16(), 400 | 404 | 405 | 406 | 415 | 501) {
+                return Err(Failure::fatal(Error::RemoteReadUnsupported {
+                    url: self.base.to_string(),
+                    detail: format!("HTTP {status}: {}", error_detail(&error)),
+                }));
+            }
             let retryable = error.is_retryable();
             return Err(Failure {
                 error,
@@ -420,13 +541,21 @@ impl PromClient {
                 timed_out: false,
             });
         }
+        if remote {
+            let kind = response.headers().get("content-type").and_then(|v| v.to_str().ok());
+            if !kind.is_some_and(|k| k.starts_with("application/x-streamed-protobuf")) {
+                return Err(Failure::fatal(Error::RemoteReadUnsupported {
+                    url: self.base.to_string(),
+                    detail: format!("it answered {kind:?}, not streamed chunks"),
+                }));
+            }
+        }
         // The parser runs on a blocking thread, reading the body as the chunks arrive.
         let (tx, rx) = mpsc::channel(16);
         let parser = tokio::task::spawn_blocking(move || {
-            let mut sink = sink;
             let reader = ChannelReader { rx, cur: None, pos: 0 };
-            let parsed = super::promparse::parse_reader(io::BufReader::with_capacity(1 << 16, reader), &mut sink);
-            (sink, parsed)
+            let mut reader = io::BufReader::with_capacity(1 << 16, reader);
+            parse(&mut reader, sink)
         });
         let mut head = Vec::new();
         let mut body_error = None;
@@ -461,7 +590,7 @@ impl PromClient {
                 // A torn or garbled answer is often a proxy or a restart: worth another try.
                 Err(Failure::transient(Error::malformed(
                     promql,
-                    format!("the answer is not Prometheus API JSON ({e}; it starts with {head:?})"),
+                    format!("{e}; it starts with {head:?})"),
                 )))
             }
         }

@@ -420,3 +420,59 @@ async fn duplicate_cadvisor_series_count_once() {
         }
     }
 }
+
+/// Remote read (raw chunks, rates and daily peaks computed in Rust) and the PromQL queries
+/// give the same history, point for point: same counts, same sketches, same totals per step,
+/// same daily memory peaks. A server
+/// that answers remote read with something other than streamed chunks (here a proxy that
+/// rewrites the content type) falls back to PromQL by itself, with the same result.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_read_gives_the_promql_cpu_history() {
+    let (_, tsdb) = demo_history();
+    let server = Prometheus::start(Some(tsdb), &[]);
+    let remote = client(&server.url, |_| {});
+    let promql = client(&server.url, |c| c.remote_read = false);
+    let a = collect(&remote, DEMO_END, DEMO_DAYS).await;
+    let b = collect(&promql, DEMO_END, DEMO_DAYS).await;
+    // One per CPU chunk (2 for 3 days) and one for the memory peaks.
+    assert_eq!(remote.stats().remote_reads.load(Ordering::Relaxed), 3);
+    assert_eq!(promql.stats().remote_reads.load(Ordering::Relaxed), 0);
+    let same = |a: &UsageSet, b: &UsageSet| {
+        assert_eq!(a.containers.len(), b.containers.len());
+        for (key, x) in &a.containers {
+            let y = &b.containers[key];
+            assert_eq!(x.cpu.count(), y.cpu.count(), "{key}");
+            for q in [0.0, 0.5, 0.9, 0.95, 0.99, 1.0] {
+                assert_eq!(x.cpu.quantile(q), y.cpu.quantile(q), "{key} p{q}");
+            }
+            assert_eq!(
+                (x.pods, x.first_seen, x.last_seen),
+                (y.pods, y.first_seen, y.last_seen),
+                "{key}"
+            );
+            assert_eq!(x.memory_daily_peaks, y.memory_daily_peaks, "{key}");
+            assert_eq!(x.memory_peak, y.memory_peak, "{key}");
+        }
+        for (key, x) in &a.workloads {
+            let y = &b.workloads[key];
+            assert_eq!(x.total_cpu.count(), y.total_cpu.count(), "{key}");
+            for q in [0.1, 0.5, 0.95, 1.0] {
+                assert_eq!(x.total_cpu.quantile(q), y.total_cpu.quantile(q), "{key} total p{q}");
+                assert_eq!(x.replicas.quantile(q), y.replicas.quantile(q), "{key} replicas p{q}");
+            }
+        }
+    };
+    same(&a, &b);
+
+    let proxy = Proxy::start(&server.url).await;
+    let fallback = client(&proxy.url, |_| {});
+    let c = collect(&fallback, DEMO_END, DEMO_DAYS).await;
+    assert_eq!(fallback.stats().remote_reads.load(Ordering::Relaxed), 0);
+    let paths: Vec<String> = proxy.requests().into_iter().map(|r| r.path).collect();
+    // At most one try per read in flight (2 CPU chunks, the memory peaks), then PromQL for
+    // the rest of the run.
+    let tries = paths.iter().filter(|p| *p == "/api/v1/read").count();
+    assert!((1..=3).contains(&tries), "{paths:?}");
+    assert!(paths.iter().any(|p| p == "/api/v1/query_range"));
+    same(&a, &c);
+}

@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use super::Owners;
 use crate::collect::promparse::{Labels, SeriesSink};
+use crate::collect::remote_read::RawSink;
 use crate::model::{ContainerKey, ContainerUsage, UsageSet, WorkloadKey};
 
 /// A series' identity: (namespace, pod, container).
@@ -177,6 +178,165 @@ impl SeriesSink for CpuChunk {
             steps.total[k as usize] += v as f32;
             let n = &mut steps.present[row].1[k as usize];
             *n = n.saturating_add(1);
+        }
+    }
+}
+
+/// Prometheus 2's `extrapolatedRate` for a counter (`promql/functions.go`, 2.42): `samples`
+/// are the (milliseconds, value) points in the closed range `[start_ms, end_ms]`; counter
+/// resets are added back, and the increase is extrapolated to the range edges when the first
+/// and last samples are within 1.1 average intervals of them (else by half an interval), never
+/// below zero at the start. Same operations in the same order, so the same doubles.
+pub(super) fn extrapolated_rate(samples: &[(i64, f64)], start_ms: i64, end_ms: i64) -> Option<f64> {
+    if samples.len() < 2 {
+        return None;
+    }
+    let (first, last) = (samples[0], samples[samples.len() - 1]);
+    let mut result = last.1 - first.1;
+    let mut prev = 0.0;
+    for &(_, v) in samples {
+        if v < prev {
+            result += prev;
+        }
+        prev = v;
+    }
+    let mut to_start = (first.0 - start_ms) as f64 / 1000.0;
+    let to_end = (end_ms - last.0) as f64 / 1000.0;
+    let sampled = (last.0 - first.0) as f64 / 1000.0;
+    let average = sampled / (samples.len() - 1) as f64;
+    if result > 0.0 && first.1 >= 0.0 {
+        let to_zero = sampled * (first.1 / result);
+        if to_zero < to_start {
+            to_start = to_zero;
+        }
+    }
+    let threshold = average * 1.1;
+    let mut interval = sampled;
+    interval += if to_start < threshold { to_start } else { average / 2.0 };
+    interval += if to_end < threshold { to_end } else { average / 2.0 };
+    let mut factor = interval / sampled;
+    factor /= (end_ms - start_ms) as f64 / 1000.0;
+    Some(result * factor)
+}
+
+/// Remote read's raw counter samples, one series at a time, turned into the points
+/// `rate(container_cpu_usage_seconds_total[range])` has at each step of the chunk, and handed
+/// to the chunk as the range query's answer would be.
+#[derive(Debug)]
+pub(super) struct RateSink {
+    pub(super) chunk: CpuChunk,
+    range_ms: i64,
+    labels: Option<Labels>,
+    samples: Vec<(i64, f64)>,
+    rates: Vec<(f64, f64)>,
+}
+
+impl RateSink {
+    pub(super) fn new(chunk: CpuChunk, range_ms: i64) -> Self {
+        RateSink {
+            chunk,
+            range_ms,
+            labels: None,
+            samples: Vec::new(),
+            rates: Vec::new(),
+        }
+    }
+}
+
+impl RawSink for RateSink {
+    fn series(&mut self, labels: &Labels) {
+        self.labels = Some(labels.clone());
+        self.samples.clear();
+    }
+
+    fn samples(&mut self, samples: &[(i64, f64)]) {
+        self.samples.extend_from_slice(samples);
+    }
+
+    fn end_series(&mut self) {
+        let Some(labels) = self.labels.take() else { return };
+        let s = &mut self.samples;
+        if !s.is_sorted_by_key(|p| p.0) {
+            s.sort_by_key(|p| p.0);
+        }
+        s.dedup_by_key(|p| p.0);
+        self.rates.clear();
+        let (mut lo, mut hi) = (0, 0);
+        for k in 0..self.chunk.points as i64 {
+            let t = (self.chunk.first + k * self.chunk.step) * 1000;
+            let start = t - self.range_ms;
+            while lo < s.len() && s[lo].0 < start {
+                lo += 1;
+            }
+            hi = hi.max(lo);
+            while hi < s.len() && s[hi].0 <= t {
+                hi += 1;
+            }
+            if let Some(r) = extrapolated_rate(&s[lo..hi], start, t) {
+                self.rates.push(((t / 1000) as f64, r));
+            }
+        }
+        // Like the range query, a series without a point in the chunk is not there at all.
+        if !self.rates.is_empty() {
+            self.chunk.series(&labels);
+            for &(t, r) in &self.rates {
+                self.chunk.sample(t, r);
+            }
+        }
+    }
+}
+
+/// Remote read's raw working-set samples, one series at a time, reduced to the peak of each
+/// UTC day (days run `(midnight, next midnight]` in milliseconds, as the PromQL plan's
+/// ranges; the window's first sample, at its start, counts for the first day), handed to a
+/// `PerContainer` as points at each day's end. Remote read sends whole chunks: samples
+/// outside `[start, end]` are left out here.
+pub(super) struct DailyPeaks {
+    pub(super) out: PerContainer,
+    /// The window, milliseconds.
+    range: (i64, i64),
+    labels: Option<Labels>,
+    peaks: std::collections::BTreeMap<i64, f64>,
+}
+
+impl DailyPeaks {
+    pub(super) fn new(out: PerContainer, range: (i64, i64)) -> Self {
+        DailyPeaks {
+            out,
+            range,
+            labels: None,
+            peaks: std::collections::BTreeMap::new(),
+        }
+    }
+}
+
+impl RawSink for DailyPeaks {
+    fn series(&mut self, labels: &Labels) {
+        self.labels = Some(labels.clone());
+        self.peaks.clear();
+    }
+
+    fn samples(&mut self, samples: &[(i64, f64)]) {
+        const DAY_MS: i64 = 86_400_000;
+        let (start, end) = self.range;
+        for &(t, v) in samples {
+            if v.is_finite() && (start..=end).contains(&t) {
+                let t = t.max(start + 1);
+                let day = (t - 1).div_euclid(DAY_MS) * (DAY_MS / 1000);
+                let peak = self.peaks.entry(day).or_insert(v);
+                *peak = peak.max(v);
+            }
+        }
+    }
+
+    fn end_series(&mut self) {
+        let Some(labels) = self.labels.take() else { return };
+        if self.peaks.is_empty() {
+            return;
+        }
+        self.out.series(&labels);
+        for (&day, &peak) in &self.peaks {
+            self.out.sample((day + 86_400) as f64, peak);
         }
     }
 }

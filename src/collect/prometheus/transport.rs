@@ -36,7 +36,7 @@ pub(super) struct Failure {
 }
 
 impl Failure {
-    fn fatal(error: Error) -> Self {
+    pub(super) fn fatal(error: Error) -> Self {
         Failure {
             error,
             retryable: false,
