@@ -376,7 +376,12 @@ mod tests {
 
     #[test]
     fn discovery_flags_become_a_filter() {
-        let Input::Live { filter, kube, .. } = input(&[
+        let Input::Live {
+            filter,
+            kube,
+            prometheus,
+            ..
+        } = input(&[
             "-n",
             "shop,data",
             "--namespace",
@@ -389,7 +394,8 @@ mod tests {
             "statefulset,Deployment",
             "--include-system-namespaces",
         ])
-        .unwrap() else {
+        .unwrap()
+        else {
             panic!("live input expected")
         };
         assert_eq!(filter.namespaces, ["shop", "data"]);
@@ -398,18 +404,21 @@ mod tests {
         assert_eq!(filter.kinds, [WorkloadKind::Deployment, WorkloadKind::StatefulSet]);
         assert!(filter.include_system_namespaces);
         assert_eq!(kube, Some(KubeTarget::default()));
+        assert!(prometheus.remote_read, "remote read is tried by default");
         let Input::Live { kube, prometheus, .. } = input(&[
             "--no-kube-api",
             "--prometheus-concurrency",
             "8",
             "--prometheus-retries",
             "0",
+            "--prometheus-no-remote-read",
         ])
         .unwrap() else {
             panic!("live input expected")
         };
         assert_eq!(kube, None);
         assert_eq!((prometheus.concurrency, prometheus.retries), (8, 0));
+        assert!(!prometheus.remote_read);
     }
 
     #[test]

@@ -11,7 +11,6 @@ use futures::stream::{self, StreamExt};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
-use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ApiResource, DynamicObject, ListParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config, Resource};
@@ -19,7 +18,7 @@ use serde::de::DeserializeOwned;
 
 use super::Error;
 use super::filter::Filter;
-use super::objects::{self, Discovered, LiveOwners, Objects};
+use super::objects::{self, Discovered, ListedPod, LiveOwners, Objects};
 use crate::model::WorkloadKind;
 
 /// One kind of request rightsizer can make to the Kubernetes API.
@@ -177,16 +176,17 @@ pub async fn list_all<K>(api: Api<K>, call: &'static ApiCall, selector: Option<&
 where
     K: Resource + Clone + DeserializeOwned + Debug,
 {
-    list_trimmed(api, call, selector, |_| {}).await
+    list_map(api, call, selector, |k| k).await
 }
 
-/// [`list_all`], with `trim` applied to each object as its page arrives.
-pub async fn list_trimmed<K>(
+/// [`list_all`], with each object turned into what the caller keeps of it as its page
+/// arrives.
+pub async fn list_map<K, T>(
     api: Api<K>,
     call: &'static ApiCall,
     selector: Option<&str>,
-    trim: fn(&mut K),
-) -> Result<Vec<K>, Error>
+    map: fn(K) -> T,
+) -> Result<Vec<T>, Error>
 where
     K: Resource + Clone + DeserializeOwned + Debug,
 {
@@ -203,10 +203,7 @@ where
     loop {
         match api.list(&params).await {
             Ok(page) => {
-                items.extend(page.items.into_iter().map(|mut item| {
-                    trim(&mut item);
-                    item
-                }));
+                items.extend(page.items.into_iter().map(map));
                 match page.metadata.continue_.filter(|c| !c.is_empty()) {
                     Some(token) => params = params.continue_token(&token),
                     None => return Ok(items),
@@ -249,7 +246,7 @@ pub fn dynamic_api(client: &Client, namespace: Option<&str>, resource: &ApiResou
 pub struct Listed {
     pub objects: Objects,
     pub replica_sets: Vec<ReplicaSet>,
-    pub pods: Vec<Pod>,
+    pub pods: Vec<ListedPod>,
     pub vpas: Vec<DynamicObject>,
     /// Namespaces or optional resources that could not be listed, as warnings.
     pub warnings: Vec<String>,
@@ -263,7 +260,7 @@ enum Part {
     CronJobs(Vec<CronJob>),
     Jobs(Vec<Job>),
     ReplicaSets(Vec<ReplicaSet>),
-    Pods(Vec<Pod>),
+    Pods(Vec<ListedPod>),
     Hpas(Vec<HorizontalPodAutoscaler>),
     Vpas(Vec<DynamicObject>),
 }
@@ -281,8 +278,8 @@ async fn list_one(
         "daemonsets" => Part::DaemonSets(list_all(api(&client, ns), call, sel).await?),
         "cronjobs" => Part::CronJobs(list_all(api(&client, ns), call, sel).await?),
         "jobs" => Part::Jobs(list_all(api(&client, ns), call, sel).await?),
-        "replicasets" => Part::ReplicaSets(list_trimmed(api(&client, ns), call, sel, objects::trim_replica_set).await?),
-        "pods" => Part::Pods(list_trimmed(api(&client, ns), call, sel, objects::trim_pod).await?),
+        "replicasets" => Part::ReplicaSets(list_map(api(&client, ns), call, sel, objects::trim_replica_set).await?),
+        "pods" => Part::Pods(list_map(api(&client, ns), call, sel, objects::listed_pod).await?),
         // HPAs and VPAs are matched to workloads by their target, whatever their own labels.
         "horizontalpodautoscalers" => Part::Hpas(list_all(api(&client, ns), call, None).await?),
         _ => Part::Vpas(list_all(dynamic_api(&client, ns, &vpa_resource()), call, None).await?),

@@ -289,45 +289,43 @@ fn controller(meta: &ObjectMeta) -> Option<&OwnerReference> {
         .find(|o| o.controller == Some(true))
 }
 
-/// What discovery keeps of a listed pod, applied to each page as it arrives so a large
-/// cluster's pods are never all held as full objects (at 10,000 pods the full objects were
-/// the largest part of the run's memory). Status and managed fields always go. A pod whose
-/// controller is a StatefulSet, DaemonSet or Job belongs to that workload: only its name,
-/// namespace and owner references are kept. Any other pod may turn out to be a workload of
-/// its own (no controller, a bare ReplicaSet, a node's static pod): it keeps its labels,
-/// annotations and its containers' names, resources and restart policies, all that
-/// [`bare_pods`] reads.
-pub fn trim_pod(p: &mut Pod) {
-    p.status = None;
-    let meta = &mut p.metadata;
-    meta.managed_fields = None;
-    let sized = controller(meta).is_some_and(|c| matches!(c.kind.as_str(), "StatefulSet" | "DaemonSet" | "Job"));
-    if sized {
-        *meta = ObjectMeta {
-            name: meta.name.take(),
-            namespace: meta.namespace.take(),
-            owner_references: meta.owner_references.take(),
-            ..ObjectMeta::default()
-        };
-        p.spec = None;
-        return;
-    }
-    let keep = |c: Container| Container {
-        name: c.name,
-        resources: c.resources,
-        restart_policy: c.restart_policy,
-        ..Container::default()
-    };
-    p.spec = p.spec.take().map(|spec| PodSpec {
-        containers: spec.containers.into_iter().map(keep).collect(),
-        init_containers: spec.init_containers.map(|c| c.into_iter().map(keep).collect()),
-        ..PodSpec::default()
+/// What discovery keeps of a listed pod, made from each page as it arrives so a large
+/// cluster's pods are never all held as typed objects (a k8s-openapi `Pod` is ~2 KB before
+/// any data; at 7,000 pods the lists were the run's peak heap): its name, its controller,
+/// and, when it may turn out to be a workload of its own (no controller, a ReplicaSet that
+/// may be bare, a node's static pod), that workload as [`bare_pods`] would build it, with
+/// the warnings its conversion gave. Pods of a StatefulSet, DaemonSet or Job always belong to
+/// that workload and keep nothing more.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListedPod {
+    pub namespace: String,
+    pub name: String,
+    /// The controller's (kind, name).
+    pub controller: Option<(String, String)>,
+    alone: Option<Box<(Workload, Vec<String>)>>,
+}
+
+pub fn listed_pod(p: Pod) -> ListedPod {
+    let controller = controller(&p.metadata).map(|c| (c.kind.clone(), c.name.clone()));
+    let sized = controller
+        .as_ref()
+        .is_some_and(|(kind, _)| matches!(kind.as_str(), "StatefulSet" | "DaemonSet" | "Job"));
+    let alone = (!sized).then(|| {
+        let mut warn = Vec::new();
+        let w = workload(&p.metadata, WorkloadKind::Pod, Some(1), p.spec.as_ref(), &mut warn);
+        Box::new((w, warn))
     });
+    ListedPod {
+        namespace: p.metadata.namespace.unwrap_or_default(),
+        name: p.metadata.name.unwrap_or_default(),
+        controller,
+        alone,
+    }
 }
 
 /// What discovery keeps of a ReplicaSet: it only maps pods to their Deployment.
-pub fn trim_replica_set(r: &mut ReplicaSet) {
-    *r = ReplicaSet {
+pub fn trim_replica_set(mut r: ReplicaSet) -> ReplicaSet {
+    ReplicaSet {
         metadata: ObjectMeta {
             name: r.metadata.name.take(),
             namespace: r.metadata.namespace.take(),
@@ -335,7 +333,7 @@ pub fn trim_replica_set(r: &mut ReplicaSet) {
             ..ObjectMeta::default()
         },
         ..ReplicaSet::default()
-    };
+    }
 }
 
 fn owned(meta: &ObjectMeta) -> Option<Owned> {
@@ -349,9 +347,15 @@ fn owned(meta: &ObjectMeta) -> Option<Owned> {
 }
 
 impl LiveOwners {
-    pub fn from_objects(pods: &[Pod], replica_sets: &[ReplicaSet], jobs: &[Job]) -> Self {
+    pub fn from_objects(pods: &[ListedPod], replica_sets: &[ReplicaSet], jobs: &[Job]) -> Self {
         LiveOwners {
-            pods: pods.iter().filter_map(|p| owned(&p.metadata)).collect(),
+            pods: pods
+                .iter()
+                .filter_map(|p| {
+                    let (kind, name) = p.controller.clone()?;
+                    Some((p.namespace.clone(), p.name.clone(), kind, name))
+                })
+                .collect(),
             replica_sets: replica_sets.iter().filter_map(|r| owned(&r.metadata)).collect(),
             jobs: jobs.iter().filter_map(|j| owned(&j.metadata)).collect(),
         }
@@ -387,14 +391,14 @@ impl LiveOwners {
 /// Pods whose owner chain ends in no workload rightsizer sizes (no controller, a bare
 /// ReplicaSet, a Node for static pods, an operator's custom resource): each is a workload of
 /// kind `Pod`, exactly as `Owners::resolve` attributes their history.
-pub fn bare_pods(pods: &[Pod], owners: &Owners, warn: &mut Vec<String>) -> Vec<Workload> {
+pub fn bare_pods(pods: &[ListedPod], owners: &Owners, warn: &mut Vec<String>) -> Vec<Workload> {
     pods.iter()
-        .filter(|p| {
-            let ns = p.metadata.namespace.as_deref().unwrap_or("");
-            let name = p.metadata.name.as_deref().unwrap_or("");
-            owners.resolve(ns, name).kind == WorkloadKind::Pod
+        .filter(|p| owners.resolve(&p.namespace, &p.name).kind == WorkloadKind::Pod)
+        .filter_map(|p| {
+            let (w, warnings) = p.alone.as_deref()?;
+            warn.extend(warnings.iter().cloned());
+            Some(w.clone())
         })
-        .map(|p| workload(&p.metadata, WorkloadKind::Pod, Some(1), p.spec.as_ref(), warn))
         .collect()
 }
 
@@ -457,7 +461,7 @@ mod tests {
                 "containers": [{"name": "app", "image": "app:1", "env": [{"name": "A", "value": "b"}],
                     "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}}}],
                 "initContainers": [{"name": "proxy", "image": "envoy", "restartPolicy": "Always",
-                    "resources": {"requests": {"cpu": "50m"}}}],
+                    "resources": {"requests": {"cpu": "50m", "memory": "lots"}}}],
                 "nodeName": "node-1", "volumes": [{"name": "data", "emptyDir": {}}]},
             "status": {"phase": "Running", "podIP": "10.0.0.1"},
         }))
@@ -465,35 +469,39 @@ mod tests {
     }
 
     #[test]
-    fn trimmed_pods_keep_what_discovery_reads() {
+    fn listed_pods_keep_what_discovery_reads() {
         let bare = pod("lone", None);
-        let mut trimmed = bare.clone();
-        trim_pod(&mut trimmed);
-        assert!(trimmed.status.is_none() && trimmed.metadata.managed_fields.is_none());
-        let spec = trimmed.spec.as_ref().unwrap();
-        assert!(spec.volumes.is_none() && spec.node_name.is_none() && spec.containers[0].image.is_none());
-        // A bare pod converts to the same workload trimmed or not.
-        let owners = Owners::default();
-        let (mut w1, mut w2) = (Vec::new(), Vec::new());
-        assert_eq!(
-            bare_pods(std::slice::from_ref(&bare), &owners, &mut w1),
-            bare_pods(std::slice::from_ref(&trimmed), &owners, &mut w2)
+        let mut warn = Vec::new();
+        let direct = workload(
+            &bare.metadata,
+            WorkloadKind::Pod,
+            Some(1),
+            bare.spec.as_ref(),
+            &mut warn,
         );
-        let workloads = bare_pods(&[trimmed], &owners, &mut w2);
+        assert_eq!(warn.len(), 1, "{warn:?}");
+        let listed = listed_pod(bare);
+        let mut got_warn = Vec::new();
+        let workloads = bare_pods(std::slice::from_ref(&listed), &Owners::default(), &mut got_warn);
+        assert_eq!(workloads, [direct]);
+        assert_eq!(got_warn, warn, "conversion warnings are kept for bare pods");
         assert_eq!(workloads[0].containers.len(), 2);
         assert_eq!(workloads[0].annotations.len(), 1);
 
-        // Pods of a ReplicaSet might be bare (a ReplicaSet without a Deployment): kept whole.
-        let mut rs_pod = pod("web-1", Some(("ReplicaSet", "web-a")));
-        trim_pod(&mut rs_pod);
-        assert!(rs_pod.spec.is_some() && rs_pod.metadata.labels.is_some());
-        // Pods of a StatefulSet never are: name, namespace and owners only.
-        let sts = pod("db-0", Some(("StatefulSet", "db")));
-        let mut trimmed = sts.clone();
-        trim_pod(&mut trimmed);
-        assert!(trimmed.spec.is_none() && trimmed.metadata.labels.is_none());
-        let live = |p: &Pod| LiveOwners::from_objects(std::slice::from_ref(p), &[], &[]).pods;
-        assert_eq!(live(&sts), live(&trimmed));
+        // Pods of a ReplicaSet might be bare (a ReplicaSet without a Deployment): kept.
+        let rs_pod = listed_pod(pod("web-1", Some(("ReplicaSet", "web-a"))));
+        assert!(rs_pod.alone.is_some());
+        // Pods of a StatefulSet never are: name, namespace and owner only, and no warning.
+        let sts = listed_pod(pod("db-0", Some(("StatefulSet", "db"))));
+        assert!(sts.alone.is_none());
+        assert_eq!(sts.controller, Some(("StatefulSet".into(), "db".into())));
+        let live = LiveOwners::from_objects(std::slice::from_ref(&sts), &[], &[]);
+        assert_eq!(
+            live.pods,
+            [("shop".into(), "db-0".into(), "StatefulSet".into(), "db".into())]
+        );
+        let mut none = Vec::new();
+        assert!(bare_pods(&[sts], &Owners::default(), &mut none).is_empty() && none.is_empty());
     }
 
     #[test]
@@ -539,6 +547,7 @@ mod tests {
         let rs: ReplicaSet = serde_json::from_value(json!({"metadata": {"name": "web-abc", "namespace": "shop",
             "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "uid": "w", "controller": true}]}}))
         .unwrap();
+        let pods: Vec<ListedPod> = pods.into_iter().map(listed_pod).collect();
         let live = LiveOwners::from_objects(&pods, &[rs], &[]);
         let mut warn = Vec::new();
         let bare: Vec<String> = bare_pods(&pods, &live.owners(), &mut warn)
