@@ -23,9 +23,8 @@
 //!   query per partial day at either edge); the window's peak is the largest daily peak, so
 //!   it costs no extra query. Days run `(midnight, next midnight]`; the first day starts at
 //!   the window start, inclusive;
-//! - restarts and OOM kills: the restart counters' raw samples (remote read; else
-//!   `changes(R[window]) > 0`) find the pods that restarted; two range queries over those
-//!   pods only count the counter's
+//! - restarts and OOM kills: `changes()` of the restart counter over the window finds the
+//!   containers that restarted; two range queries over those pods only count the counter's
 //!   per-step increases and the ones with an `OOMKilled` last-terminated reason, exactly
 //!   (`restart_events`; skipped when nothing restarted);
 //! - CFS throttling: `increase()` of the throttled and total period counters over the window;
@@ -344,13 +343,21 @@ async fn container_events(
 /// (the regex would make a query of tens of kilobytes): they read every container's series.
 const MAX_NAMED_PODS: usize = 2_000;
 
-/// Restarts and OOM kills, per container. First the pods whose restart counter `R` changed in
-/// the window (`restarted_pods`); then, for those pods only, the counter's values and
+/// Restarts and OOM kills, per container. First an instant `changes(R[window]) > 0` over the
+/// restart counter `R` (one pass over its samples, an answer as small as the set of
+/// containers that restarted); then, for the pods it named only, the counter's values and
 /// the `OOMKilled` last-terminated reason at each step, reduced in Rust (`events`) to exact
 /// integer counts. No restart in the window: 1 query; otherwise 3 (per 11,000 steps).
 async fn restart_events(prom: &PromClient, w: &Window, owners: &Arc<Owners>) -> Result<Vec<PerContainer>, Error> {
     let counter = "kube_pod_container_status_restarts_total";
-    let pods = restarted_pods(prom, w, counter).await?;
+    let restarted = prom
+        .query(&format!("changes({counter}[{}]) > 0", w.range()), w.end)
+        .await?;
+    let pods: std::collections::BTreeSet<&str> = restarted
+        .iter()
+        .filter_map(|s| s.labels.get("pod").map(String::as_str))
+        .filter(|p| !p.is_empty())
+        .collect();
     if pods.is_empty() {
         return Ok(Vec::new());
     }
@@ -380,39 +387,6 @@ async fn restart_events(prom: &PromClient, w: &Window, owners: &Arc<Owners>) -> 
         ooms.extend(part.matched);
     }
     Ok(vec![events::restarts_and_ooms(owners, &increases, &ooms)])
-}
-
-/// The pods with a container whose restart counter changed in the window: by remote read
-/// (raw samples compared in Rust, `events::Changed`) when the server has it, else
-/// `changes(R[window]) > 0`, which costs Prometheus a pass over every counter's samples.
-async fn restarted_pods(
-    prom: &PromClient,
-    w: &Window,
-    counter: &str,
-) -> Result<std::collections::BTreeSet<String>, Error> {
-    if prom.remote_read() {
-        use super::remote_read::Matcher;
-        let matchers = [
-            Matcher::Eq("__name__".into(), counter.into()),
-            Matcher::Neq("container".into(), String::new()),
-        ];
-        let range = (w.start() * 1000, w.end * 1000);
-        match prom
-            .remote_read_into(&matchers, range.0, range.1, || events::Changed::new(range))
-            .await
-        {
-            Ok((changed, _)) => return Ok(changed.pods),
-            Err(e) => prom.remote_read_unsupported(&e),
-        }
-    }
-    let restarted = prom
-        .query(&format!("changes({counter}[{}]) > 0", w.range()), w.end)
-        .await?;
-    Ok(restarted
-        .into_iter()
-        .filter_map(|s| s.labels.get("pod").cloned())
-        .filter(|p| !p.is_empty())
-        .collect())
 }
 
 /// A pod name as a literal in a PromQL raw-string regex (RE2 syntax): every character

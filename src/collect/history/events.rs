@@ -11,60 +11,12 @@
 //! - an HPA is at its maximum at `t` when `current_replicas >= maxReplicas` (each the largest
 //!   of its series there, as `max by (namespace, horizontalpodautoscaler)`).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use super::Owners;
 use super::cpu::{PerContainer, SeriesId, series_id};
 use crate::collect::promparse::{Labels, SeriesSink};
-use crate::collect::remote_read::RawSink;
-
-/// The pods of the series whose value changed between two consecutive samples inside the
-/// window (closed, as `changes(R[window]) > 0` reads it in Prometheus 2), from remote read's
-/// raw samples; samples of whole chunks outside the window are left out.
-#[derive(Debug)]
-pub(super) struct Changed {
-    range: (i64, i64),
-    pod: Option<String>,
-    last: Option<f64>,
-    pub(super) pods: BTreeSet<String>,
-}
-
-impl Changed {
-    pub(super) fn new(range: (i64, i64)) -> Self {
-        Changed {
-            range,
-            pod: None,
-            last: None,
-            pods: BTreeSet::new(),
-        }
-    }
-}
-
-impl RawSink for Changed {
-    fn series(&mut self, labels: &Labels) {
-        self.pod = labels.get("pod").filter(|p| !p.is_empty()).cloned();
-        self.last = None;
-    }
-
-    fn samples(&mut self, samples: &[(i64, f64)]) {
-        let Some(pod) = &self.pod else { return };
-        let (start, end) = self.range;
-        for &(t, v) in samples {
-            if t < start || t > end {
-                continue;
-            }
-            // As Prometheus' `changes`: two NaNs in a row are no change.
-            if let Some(last) = self.last
-                && last != v
-                && !(last.is_nan() && v.is_nan())
-            {
-                self.pods.insert(pod.clone());
-            }
-            self.last = Some(v);
-        }
-    }
-}
 
 /// Positive step-to-step increases of the restart counters, per `(namespace, pod, container)`.
 #[derive(Debug)]
@@ -280,20 +232,6 @@ mod tests {
         let key = ContainerKey::new(WorkloadKey::new("shop", WorkloadKind::StatefulSet, "db"), "app");
         let u = &out.out[&key];
         assert_eq!((u.restarts, u.oom_kills, u.last_oom), (3, 2, Some(1500)));
-    }
-
-    #[test]
-    fn changed_counters_name_their_pods_inside_the_window_only() {
-        let mut c = Changed::new((1000, 5000));
-        c.series(&labels(&[("pod", "a")]));
-        // A change before the window (500 -> 1000) does not count; equal values neither.
-        c.samples(&[(500, 0.0), (1000, 1.0), (2000, 1.0)]);
-        c.samples(&[(3000, 1.0)]);
-        c.series(&labels(&[("pod", "b")]));
-        c.samples(&[(1000, 1.0), (4000, 2.0), (6000, 3.0)]);
-        c.series(&labels(&[("pod", "c")]));
-        c.samples(&[(4000, 2.0), (6000, 3.0)]);
-        assert_eq!(c.pods.into_iter().collect::<Vec<_>>(), ["b"]);
     }
 
     #[test]
