@@ -5,8 +5,8 @@
 //! documents), against a fresh copy of the files every iteration, and its read + parse alone.
 //!
 //! Files go under the system temp directory: every file rightsizer writes is synced
-//! (`atomic::write`), so a disk-backed `/tmp` measures the disk as much as the code;
-//! `TMPDIR=/dev/shm` leaves the disk out.
+//! (`atomic::write_many`: one sync pass, then the renames), so a disk-backed `/tmp` measures
+//! the disk as much as the code; `TMPDIR=/dev/shm` leaves the disk out.
 //!
 //! Under `cargo test --benches` (criterion's test mode: no `--bench`, or `--test`) every
 //! routine runs once on 100 workloads instead, so the check stays quick in a debug build.
@@ -27,8 +27,8 @@ use serde_json::Value;
 use tempfile::TempDir;
 
 const WORKLOADS: usize = 10_000;
-/// The size in criterion's test mode: `edit_manifests` matches every change against every
-/// document, so 10,000 workloads take minutes in a debug build.
+/// The size in criterion's test mode, to keep `cargo test --benches` quick in a debug build
+/// (writing 11,000 synced files alone takes seconds).
 const TEST_WORKLOADS: usize = 100;
 /// Workloads per manifest file (each file also holds the HPA of its one HPA workload).
 const PER_FILE: usize = 10;

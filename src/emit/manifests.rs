@@ -9,8 +9,9 @@
 //! entry (flow style, `resources: {requests: {cpu: 100m}}`); `resources: {}` and an empty
 //! `resources:` become a block. A value reached through an alias (`*x`), or inside an anchored
 //! node some alias shares, is never edited: it is reported. Every edited file is parsed again
-//! and checked to hold the recommended values before it is written (atomically, and only when
-//! its content changed).
+//! and checked to hold the recommended values before it is written (only when its content
+//! changed); the files are written together at the end, each atomically
+//! ([`crate::atomic::write_many`]).
 //!
 //! Which documents define a workload: `.yaml`/`.yml` files under the directory (recursively,
 //! skipping hidden directories), every `---` document, matched on the API group of
@@ -22,6 +23,7 @@
 //! (`autoscaling/v2`) are matched the same way by their own name.
 
 mod edit;
+mod index;
 mod tree;
 
 use std::path::{Path, PathBuf};
@@ -33,6 +35,7 @@ use super::change::{HpaChange, WorkloadChange};
 use super::patches::{container_list, kind_paths, quantities};
 use crate::model::{Resources, WorkloadKey};
 use edit::{Editor, Want};
+use index::{Documents, Shared};
 use tree::{Document, Node, NodeKind};
 
 /// What [`edit_manifests`] did.
@@ -64,14 +67,14 @@ struct File {
     docs: Vec<Document>,
 }
 
-/// One edit target: a document and what to set in it.
+/// One edit target: a document of the file it is listed under, and what to set in it.
 struct Target {
-    file: usize,
     doc: usize,
     key: WorkloadKey,
     what: What,
 }
 
+#[derive(Clone, Copy)]
 enum What {
     Workload(usize),
     Hpa(usize),
@@ -95,61 +98,6 @@ fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), Error> {
         }
     }
     Ok(())
-}
-
-/// `(group, kind, name, namespace)` of a document.
-fn identity(doc: &Document) -> Option<(&str, &str, &str, Option<&str>)> {
-    let root = &doc.root;
-    let api_version = root.get("apiVersion")?.as_str()?;
-    let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
-    let kind = root.get("kind")?.as_str()?;
-    let meta = root.get("metadata")?;
-    let name = meta.get("name")?.as_str()?;
-    let namespace = meta.get("namespace").and_then(Node::as_str).filter(|ns| !ns.is_empty());
-    Some((group, kind, name, namespace))
-}
-
-/// The documents that define `(group, kind, name)` in `namespace`, per the module's rule.
-fn find(
-    files: &[File],
-    group: &str,
-    kind: &str,
-    name: &str,
-    namespace: &str,
-    shared: bool,
-) -> Result<Vec<(usize, usize)>, String> {
-    let (mut explicit, mut implicit) = (Vec::new(), Vec::new());
-    for (f, file) in files.iter().enumerate() {
-        for (d, doc) in file.docs.iter().enumerate() {
-            match identity(doc) {
-                Some((g, k, n, ns)) if g == group && k == kind && n == name => match ns {
-                    Some(ns) if ns == namespace => explicit.push((f, d)),
-                    Some(_) => {}
-                    None => implicit.push((f, d)),
-                },
-                _ => {}
-            }
-        }
-    }
-    if !explicit.is_empty() {
-        return Ok(explicit);
-    }
-    if implicit.len() > 1 || (implicit.len() == 1 && shared) {
-        let where_: Vec<String> = implicit
-            .iter()
-            .map(|&(f, _)| files[f].path.display().to_string())
-            .collect();
-        let why = if shared {
-            "another namespace's workload has the same name"
-        } else {
-            "several documents define it"
-        };
-        return Err(format!(
-            "ambiguous: {why} without metadata.namespace ({}); set metadata.namespace to edit it",
-            where_.join(", ")
-        ));
-    }
-    Ok(implicit)
 }
 
 /// The values to set under a container's mapping.
@@ -345,7 +293,19 @@ pub fn edit_manifests(dir: &Path, changes: &[WorkloadChange]) -> Result<Manifest
         path: path.map(Path::to_path_buf),
         reason,
     };
-    let mut targets = Vec::new();
+    let documents = Documents::new(&files);
+    let shared = Shared::new(changes);
+    // Per file, in the order found: the order edits and their problems are reported in.
+    let mut targets: Vec<Vec<Target>> = files.iter().map(|_| Vec::new()).collect();
+    let mut add = |found: &[(usize, usize)], key: &WorkloadKey, what: What| {
+        for &(file, doc) in found {
+            targets[file].push(Target {
+                doc,
+                key: key.clone(),
+                what,
+            });
+        }
+    };
     for (i, change) in changes.iter().enumerate() {
         let key = &change.key;
         let Some((group, _, _)) = kind_paths(key.kind) else {
@@ -354,17 +314,10 @@ pub fn edit_manifests(dir: &Path, changes: &[WorkloadChange]) -> Result<Manifest
         if change.is_empty() {
             continue;
         }
-        let shared = changes
-            .iter()
-            .any(|o| o.key.kind == key.kind && o.key.name == key.name && o.key != *key);
-        match find(&files, group, key.kind.as_str(), &key.name, &key.namespace, shared) {
-            Ok(found) if found.is_empty() => report.not_found.push(key.clone()),
-            Ok(found) => targets.extend(found.into_iter().map(|(file, doc)| Target {
-                file,
-                doc,
-                key: key.clone(),
-                what: What::Workload(i),
-            })),
+        let workload = (group, key.kind.as_str(), key.name.as_str());
+        match documents.find(&files, workload, &key.namespace, shared.workload(key)) {
+            Ok([]) => report.not_found.push(key.clone()),
+            Ok(found) => add(found, key, What::Workload(i)),
             Err(reason) => report.problems.push(problem(key, None, reason)),
         }
         let Some(h) = change
@@ -374,35 +327,19 @@ pub fn edit_manifests(dir: &Path, changes: &[WorkloadChange]) -> Result<Manifest
         else {
             continue;
         };
-        let shared = changes
-            .iter()
-            .any(|o| o.key.namespace != key.namespace && o.hpa.as_ref().is_some_and(|x| x.name == h.name));
-        match find(
-            &files,
-            "autoscaling",
-            "HorizontalPodAutoscaler",
-            &h.name,
-            &key.namespace,
-            shared,
-        ) {
-            Ok(found) if found.is_empty() => {
-                report
-                    .problems
-                    .push(problem(key, None, format!("no manifest defines HPA {}", h.name)))
-            }
-            Ok(found) => targets.extend(found.into_iter().map(|(file, doc)| Target {
-                file,
-                doc,
-                key: key.clone(),
-                what: What::Hpa(i),
-            })),
+        let hpa = ("autoscaling", "HorizontalPodAutoscaler", h.name.as_str());
+        match documents.find(&files, hpa, &key.namespace, shared.hpa(&h.name)) {
+            Ok([]) => report
+                .problems
+                .push(problem(key, None, format!("no manifest defines HPA {}", h.name))),
+            Ok(found) => add(found, key, What::Hpa(i)),
             Err(reason) => report
                 .problems
                 .push(problem(key, None, format!("HPA {}: {reason}", h.name))),
         }
     }
-    for (f, file) in files.iter().enumerate() {
-        let mine: Vec<&Target> = targets.iter().filter(|t| t.file == f).collect();
+    let mut writes = Vec::new();
+    for (file, mine) in files.iter().zip(&targets) {
         if mine.is_empty() {
             continue;
         }
@@ -453,15 +390,16 @@ pub fn edit_manifests(dir: &Path, changes: &[WorkloadChange]) -> Result<Manifest
             continue;
         }
         if text != file.text {
-            crate::atomic::write(&file.path, text.as_bytes()).map_err(|source| Error::Write {
-                path: file.path.display().to_string(),
-                source,
-            })?;
             report.files_changed.push(file.path.clone());
+            writes.push((file.path.clone(), text));
         }
         for (t, _) in done {
             report.edited.push((t.key.clone(), file.path.clone()));
         }
     }
+    crate::atomic::write_many(&writes).map_err(|(path, source)| Error::Write {
+        path: path.display().to_string(),
+        source,
+    })?;
     Ok(report)
 }

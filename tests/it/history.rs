@@ -451,7 +451,11 @@ async fn remote_read_gives_the_promql_cpu_history() {
                 "{key}"
             );
             assert_eq!(x.memory_daily_peaks, y.memory_daily_peaks, "{key}");
-            assert_eq!((x.restarts, x.oom_kills, x.last_oom), (y.restarts, y.oom_kills, y.last_oom), "{key}");
+            assert_eq!(
+                (x.restarts, x.oom_kills, x.last_oom),
+                (y.restarts, y.oom_kills, y.last_oom),
+                "{key}"
+            );
             assert_eq!(x.memory_peak, y.memory_peak, "{key}");
         }
         for (key, x) in &a.workloads {
