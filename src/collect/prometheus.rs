@@ -559,6 +559,11 @@ impl PromClient {
         });
         let mut head = Vec::new();
         let mut body_error = None;
+        // The body arrives in chunks of a few KiB; handing each to the parser thread cost a
+        // thread wake-up per chunk (a sixth of rightsizer's CPU at 1,000 workloads). They
+        // are batched to BATCH bytes.
+        const BATCH: usize = 256 << 10;
+        let mut batch: Vec<u8> = Vec::new();
         loop {
             match response.chunk().await {
                 Ok(Some(chunk)) => {
@@ -566,11 +571,17 @@ impl PromClient {
                     if head.len() < 120 {
                         head.extend_from_slice(&chunk[..chunk.len().min(120 - head.len())]);
                     }
-                    if tx.send(Ok(chunk)).await.is_err() {
+                    batch.extend_from_slice(&chunk);
+                    if batch.len() >= BATCH && tx.send(Ok(std::mem::take(&mut batch))).await.is_err() {
                         break; // the parser gave up: its error says why
                     }
                 }
-                Ok(None) => break,
+                Ok(None) => {
+                    if !batch.is_empty() {
+                        let _ = tx.send(Ok(std::mem::take(&mut batch))).await;
+                    }
+                    break;
+                }
                 Err(e) => {
                     let _ = tx.send(Err(io::Error::other("the answer was cut off"))).await;
                     body_error = Some(e);

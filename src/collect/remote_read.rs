@@ -335,39 +335,57 @@ impl<'a> Msg<'a> {
 /// Prometheus' stale marker: a NaN with this exact bit pattern.
 const STALE_NAN: u64 = 0x7ff0_0000_0000_0002;
 
+/// A big-endian bit reader over a 64-bit window: a refill moves whole bytes in, a read takes
+/// the top bits (one shift and mask per field, not a loop per bit).
 struct Bits<'a> {
     buf: &'a [u8],
-    /// Position in bits.
-    pos: usize,
+    /// Next byte to move into `acc`.
+    next: usize,
+    /// Unread bits, left-aligned.
+    acc: u64,
+    /// How many bits of `acc` are unread.
+    have: u32,
 }
 
-impl Bits<'_> {
+impl<'a> Bits<'a> {
+    fn new(buf: &'a [u8]) -> Self {
+        Bits {
+            buf,
+            next: 0,
+            acc: 0,
+            have: 0,
+        }
+    }
+
+    fn refill(&mut self) {
+        while self.have <= 56 && self.next < self.buf.len() {
+            self.acc |= u64::from(self.buf[self.next]) << (56 - self.have);
+            self.have += 8;
+            self.next += 1;
+        }
+    }
+
     fn bit(&mut self) -> io::Result<bool> {
-        let byte = *self
-            .buf
-            .get(self.pos / 8)
-            .ok_or_else(|| bad("an XOR chunk is cut off"))?;
-        let b = byte & (0x80 >> (self.pos % 8)) != 0;
-        self.pos += 1;
-        Ok(b)
+        Ok(self.bits(1)? == 1)
     }
 
     fn bits(&mut self, n: u32) -> io::Result<u64> {
-        let mut v = 0u64;
-        let mut left = n;
-        while left > 0 {
-            let byte = *self
-                .buf
-                .get(self.pos / 8)
-                .ok_or_else(|| bad("an XOR chunk is cut off"))?;
-            let offset = (self.pos % 8) as u32;
-            let avail = 8 - offset;
-            let take = avail.min(left);
-            let chunk = (u64::from(byte) >> (avail - take)) & ((1u64 << take) - 1);
-            v = (v << take) | chunk;
-            self.pos += take as usize;
-            left -= take;
+        if n == 0 {
+            return Ok(0);
         }
+        if n > 56 {
+            let high = self.bits(n - 32)?;
+            return Ok((high << 32) | self.bits(32)?);
+        }
+        if self.have < n {
+            self.refill();
+            if self.have < n {
+                return Err(bad("an XOR chunk is cut off"));
+            }
+        }
+        let v = self.acc >> (64 - n);
+        self.acc <<= n;
+        self.have -= n;
         Ok(v)
     }
 
@@ -390,10 +408,7 @@ pub fn decode_xor(data: &[u8], out: &mut Vec<(i64, f64)>) -> io::Result<()> {
         return Err(bad("an XOR chunk without a header"));
     }
     let n = u16::from_be_bytes([data[0], data[1]]) as usize;
-    let mut r = Bits {
-        buf: &data[2..],
-        pos: 0,
-    };
+    let mut r = Bits::new(&data[2..]);
     let (mut t, mut v, mut delta) = (0i64, 0u64, 0i64);
     let (mut leading, mut trailing) = (0u32, 0u32);
     for i in 0..n {
