@@ -138,6 +138,16 @@ pub async fn fetch_owners(prom: &PromClient, w: &Window) -> Result<Owners, Error
 /// and `POD` the pause container; neither is a container anyone sizes.
 const CONTAINERS: &str = r#"container!="",container!="POD""#;
 
+/// `metric{container!="",container!="POD"}` ([`CONTAINERS`]) as remote-read matchers.
+fn container_matchers(metric: &str) -> [super::remote_read::Matcher; 3] {
+    use super::remote_read::Matcher;
+    [
+        Matcher::Eq("__name__".into(), metric.into()),
+        Matcher::Neq("container".into(), String::new()),
+        Matcher::Neq("container".into(), "POD".into()),
+    ]
+}
+
 /// The day (its midnight, unix seconds) a daily-peak evaluation at `t` stands for: days run
 /// `(midnight, next midnight]`.
 fn day_of(t: i64) -> i64 {
@@ -209,12 +219,7 @@ async fn remote_cpu_span(
     (s, e): (i64, i64),
     step: i64,
 ) -> Result<CpuChunk, Error> {
-    use super::remote_read::Matcher;
-    let matchers = [
-        Matcher::Eq("__name__".into(), "container_cpu_usage_seconds_total".into()),
-        Matcher::Neq("container".into(), String::new()),
-        Matcher::Neq("container".into(), "POD".into()),
-    ];
+    let matchers = container_matchers("container_cpu_usage_seconds_total");
     let make = || cpu::RateSink::new(CpuChunk::new(owners.clone(), s, e, step), step * 1000);
     let (sink, _) = prom
         .remote_read_into(&matchers, (s - step) * 1000, e * 1000, make)
@@ -458,12 +463,7 @@ async fn daily_peaks(prom: &PromClient, w: &Window, owners: &Arc<Owners>) -> Res
 /// reduced in Rust (`cpu::DailyPeaks`): the `max_over_time` queries read the same samples and
 /// cost Prometheus a pass over them.
 async fn remote_daily_peaks(prom: &PromClient, w: &Window, owners: &Arc<Owners>) -> Result<PerContainer, Error> {
-    use super::remote_read::Matcher;
-    let matchers = [
-        Matcher::Eq("__name__".into(), "container_memory_working_set_bytes".into()),
-        Matcher::Neq("container".into(), String::new()),
-        Matcher::Neq("container".into(), "POD".into()),
-    ];
+    let matchers = container_matchers("container_memory_working_set_bytes");
     let apply: fn(&mut ContainerUsage, i64, f64) = |u, t, v| u.observe_daily_peak(day_of(t), v);
     let range = (w.start() * 1000, w.end * 1000);
     let make = || cpu::DailyPeaks::new(PerContainer::new(owners.clone(), apply), range);

@@ -207,42 +207,34 @@ fn copy_dir(src: &Path, dst: &Path) {
 /// given history once and later runs reuse it. Tests copy the cached TSDB (Prometheus
 /// rewrites its data directory).
 pub fn backfilled_tsdb(cluster: &Cluster) -> PathBuf {
+    backfilled("history", |mut w| cluster.write_openmetrics(&mut w).map(drop))
+}
+
+/// Backfills OpenMetrics text (e.g. a generated history edited by a test), cached like
+/// [`backfilled_tsdb`].
+pub fn backfilled_openmetrics(text: &str) -> PathBuf {
+    backfilled("text", |w| w.write_all(text.as_bytes()))
+}
+
+/// Writes OpenMetrics through `write` into a file under the fixture root, hashing it on the
+/// way, and backfills it unless that hash is cached already.
+fn backfilled(name: &str, write: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>) -> PathBuf {
     static LOCK: Mutex<()> = Mutex::new(());
     let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("tsdb-fixtures");
     std::fs::create_dir_all(&root).unwrap();
-    let om = root.join(format!("history-{}.om", std::process::id()));
+    let om = root.join(format!("{name}-{}.om", std::process::id()));
     let hash = {
         let file = std::fs::File::create(&om).unwrap();
         let mut w = HashingWriter {
             inner: BufWriter::new(file),
             hash: 0xcbf29ce484222325,
         };
-        cluster.write_openmetrics(&mut w).expect("write openmetrics");
-        use std::io::Write;
-        w.flush().unwrap();
+        write(&mut w).expect("write openmetrics");
+        std::io::Write::flush(&mut w).unwrap();
         w.hash
     };
     let tsdb = backfill(&om, hash);
-    let _ = std::fs::remove_file(&om);
-    tsdb
-}
-
-/// Backfills OpenMetrics text (e.g. a generated history edited by a test), cached like
-/// [`backfilled_tsdb`].
-pub fn backfilled_openmetrics(text: &str) -> PathBuf {
-    static LOCK: Mutex<()> = Mutex::new(());
-    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("tsdb-fixtures");
-    std::fs::create_dir_all(&root).unwrap();
-    let om = root.join(format!("text-{}.om", std::process::id()));
-    let mut w = HashingWriter {
-        inner: Vec::new(),
-        hash: 0xcbf29ce484222325,
-    };
-    std::io::Write::write_all(&mut w, text.as_bytes()).unwrap();
-    std::fs::write(&om, &w.inner).unwrap();
-    let tsdb = backfill(&om, w.hash);
     let _ = std::fs::remove_file(&om);
     tsdb
 }
