@@ -1,5 +1,8 @@
-//! The command line (clap derive). Doc comments are the help text; every flag a CronJob sets
-//! also reads a `RIGHTSIZER_*` environment variable.
+//! The command line (clap derive). Doc comments are the help text; every flag also reads a
+//! `RIGHTSIZER_*` environment variable. Flags carry no defaults of their own: a flag that is
+//! not given leaves the config file's value (or the default) in place, so the layers apply in
+//! one order for every subcommand (see `settings`): defaults, config file, environment, flags,
+//! `--set`. The defaults named in the help text live in `settings::file`.
 
 use std::path::PathBuf;
 
@@ -30,92 +33,53 @@ pub enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Recommend requests and limits for every workload (read-only).
+    /// Recommend requests and limits for every workload (read-only unless an output asks
+    /// for a write).
     Recommend(RecommendArgs),
     /// Capture discovery and usage into an offline snapshot file.
     Snapshot(SnapshotArgs),
     /// Generate synthetic cluster history (for demos, tests and benchmarks).
     Generate(GenerateArgs),
-    /// Run in the cluster: recommend, then annotate, push metrics, write patches and a report ConfigMap.
-    Agent(crate::agent::AgentArgs),
+    /// The same run as `recommend`, for the cluster: once (a CronJob) or on a cron schedule
+    /// (`--schedule`), finishing or abandoning a run cleanly on SIGTERM.
+    Agent(AgentArgs),
 }
 
+/// `recommend`: one run.
 #[derive(Debug, Args)]
 pub struct RecommendArgs {
     #[command(flatten)]
-    pub input: InputArgs,
-    #[command(flatten)]
-    pub output: OutputArgs,
-    /// CI check mode: exit with code 3 when any change is recommended (0 when none, 2 on
-    /// error).
-    #[arg(long, env = "RIGHTSIZER_CHECK")]
-    pub check: bool,
+    pub run: RunArgs,
 }
 
-/// What a run writes and changes: the report, pull-request files, cluster writes, metrics.
+/// `agent`: the same run, with a schedule around it.
 #[derive(Debug, Args)]
-pub struct OutputArgs {
-    /// Report format (table for people; json, yaml, csv for machines; markdown for a PR).
-    #[arg(long, short = 'f', value_enum, default_value_t = Format::Table, env = "RIGHTSIZER_FORMAT")]
-    pub format: Format,
-    /// Write the report to this file (atomically) instead of stdout.
-    #[arg(long, short = 'o', value_name = "FILE", env = "RIGHTSIZER_OUTPUT")]
-    pub output: Option<PathBuf>,
-    /// No colour in the table (also off when stdout is not a terminal or NO_COLOR is set).
-    #[arg(long, env = "RIGHTSIZER_NO_COLOR")]
-    pub no_color: bool,
-    /// No progress line on stderr (it is only drawn when stderr is a terminal).
-    #[arg(long, env = "RIGHTSIZER_NO_PROGRESS")]
-    pub no_progress: bool,
-    /// Also write a Markdown summary for a pull-request body to this file.
-    #[arg(long, value_name = "FILE", env = "RIGHTSIZER_MARKDOWN")]
-    pub markdown: Option<PathBuf>,
-    /// Write kustomize patches (one per changed workload, plus kustomization.yaml) here.
-    #[arg(long, value_name = "DIR", env = "RIGHTSIZER_PATCHES_DIR")]
-    pub patches_dir: Option<PathBuf>,
-    /// Format of the workload patches in --patches-dir (HPA patches are always RFC 6902).
-    #[arg(long, value_enum, default_value_t = PatchFormat::Strategic, env = "RIGHTSIZER_PATCH_FORMAT", requires = "patches_dir")]
-    pub patch_format: PatchFormat,
-    /// Edit the resources of the YAML manifests under DIR in place (comments and formatting
-    /// kept).
-    #[arg(long, value_name = "DIR", env = "RIGHTSIZER_MANIFESTS")]
-    pub manifests: Option<PathBuf>,
-    /// Write the recommendation as `rightsizer.dev/*` annotations on each changed workload
-    /// (needs the Kubernetes API and RBAC `patch`; never touches the spec).
-    #[arg(long, env = "RIGHTSIZER_ANNOTATE")]
-    pub annotate: bool,
-    /// Push metrics to the Pushgateway at this URL at the end of the run.
-    #[arg(long, value_name = "URL", env = "RIGHTSIZER_PUSH_METRICS")]
-    pub push_metrics: Option<String>,
-    /// The `job` label of pushed metrics.
-    #[arg(
-        long,
-        default_value = "rightsizer",
-        env = "RIGHTSIZER_PUSH_JOB",
-        requires = "push_metrics"
-    )]
-    pub push_job: String,
-    /// Extra grouping labels of pushed metrics, `name=value` (repeatable or comma-separated).
-    #[arg(
-        long,
-        value_name = "NAME=VALUE",
-        env = "RIGHTSIZER_PUSH_GROUPING",
-        value_delimiter = ',',
-        requires = "push_metrics"
-    )]
-    pub push_grouping: Vec<String>,
-    /// Patch the recommended resources and HPA settings into the cluster. Refuses workloads
-    /// an active VPA manages or a GitOps controller owns, unless --force.
-    #[arg(long, env = "RIGHTSIZER_APPLY")]
-    pub apply: bool,
-    /// Include VPA-managed workloads in patches, manifest edits, annotations and --apply, and
-    /// GitOps-owned ones in --apply.
-    #[arg(long, env = "RIGHTSIZER_FORCE")]
-    pub force: bool,
+pub struct AgentArgs {
+    /// Run as a long-lived process on this Kubernetes cron schedule (`0 */6 * * *`) instead of
+    /// once (config `schedule`).
+    #[arg(long, env = "RIGHTSIZER_SCHEDULE")]
+    pub schedule: Option<String>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// Everything one run reads: config file and overrides, input, policy, outputs.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    #[command(flatten)]
+    pub input: InputArgs,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct SnapshotArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
     #[command(flatten)]
     pub input: InputArgs,
     /// File to write (gzip-compressed JSON).
@@ -123,23 +87,42 @@ pub struct SnapshotArgs {
     pub output: PathBuf,
 }
 
-/// Where the data comes from: a snapshot, or the cluster plus Prometheus.
+/// The config file and `--set`.
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// YAML config file (camelCase keys, README "Configuration"); never searched for.
+    #[arg(long, env = "RIGHTSIZER_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Override any config key, after every other layer: `policy.defaults.cpuPercentile=0.9`
+    /// (repeatable; the env var separates items with `;`).
+    #[arg(
+        long = "set",
+        env = "RIGHTSIZER_SET",
+        value_delimiter = ';',
+        value_name = "PATH=VALUE"
+    )]
+    pub set: Vec<String>,
+}
+
+/// Where the data comes from: a snapshot, or the cluster plus Prometheus, and the window.
 #[derive(Debug, Args)]
 pub struct InputArgs {
-    /// Read workloads and usage from a snapshot file instead of the cluster.
+    /// Read workloads and usage from a snapshot file instead of the cluster (config
+    /// `snapshot`).
     #[arg(long, env = "RIGHTSIZER_SNAPSHOT", conflicts_with_all = ["prometheus_url", "kubeconfig", "context"])]
     pub snapshot: Option<PathBuf>,
     #[command(flatten)]
     pub prometheus: PromArgs,
     #[command(flatten)]
     pub kube: KubeArgs,
-    /// History window to read (`14d`, `36h`, `2w`). 14 days covers two weekly cycles.
-    #[arg(long, default_value = "14d", env = "RIGHTSIZER_HISTORY")]
-    pub history: String,
-    /// Resolution of the CPU distribution and width of its rate window.
-    #[arg(long, default_value = "5m", env = "RIGHTSIZER_STEP")]
-    pub step: String,
-    /// End of the window: unix seconds or RFC 3339 (default: now).
+    /// History window to read (`14d`, `36h`, `2w`; default 14d: two weekly cycles). A snapshot
+    /// holds its own window: a different one is an error.
+    #[arg(long, env = "RIGHTSIZER_HISTORY")]
+    pub history: Option<String>,
+    /// Resolution of the CPU distribution and width of its rate window (default 5m).
+    #[arg(long, env = "RIGHTSIZER_STEP")]
+    pub step: Option<String>,
+    /// End of the window: unix seconds or RFC 3339 (default: now, at each run).
     #[arg(long, env = "RIGHTSIZER_END")]
     pub end: Option<String>,
 }
@@ -149,7 +132,7 @@ pub struct PromArgs {
     /// Prometheus (or Thanos, Mimir, VictoriaMetrics) base URL.
     #[arg(long, env = "RIGHTSIZER_PROMETHEUS_URL")]
     pub prometheus_url: Option<String>,
-    /// Bearer token for Prometheus.
+    /// Bearer token for Prometheus (prefer --prometheus-token-file).
     #[arg(
         long,
         env = "RIGHTSIZER_PROMETHEUS_TOKEN",
@@ -163,26 +146,22 @@ pub struct PromArgs {
     /// Basic-auth user for Prometheus (password from --prometheus-password).
     #[arg(long, env = "RIGHTSIZER_PROMETHEUS_USER", conflicts_with_all = ["prometheus_token", "prometheus_token_file"])]
     pub prometheus_user: Option<String>,
-    #[arg(
-        long,
-        env = "RIGHTSIZER_PROMETHEUS_PASSWORD",
-        hide_env_values = true,
-        requires = "prometheus_user"
-    )]
+    #[arg(long, env = "RIGHTSIZER_PROMETHEUS_PASSWORD", hide_env_values = true)]
     pub prometheus_password: Option<String>,
-    /// Extra header on every Prometheus request, `Name=value` (e.g. `X-Scope-OrgID=team-a`).
+    /// Extra header on every Prometheus request, `Name=value` (e.g. `X-Scope-OrgID=team-a`;
+    /// repeatable).
     #[arg(long = "prometheus-header", value_name = "NAME=VALUE")]
     pub prometheus_headers: Vec<String>,
-    /// Timeout of one Prometheus request.
-    #[arg(long, default_value = "120s", env = "RIGHTSIZER_PROMETHEUS_TIMEOUT")]
-    pub prometheus_timeout: String,
+    /// Timeout of one Prometheus request (default 120s).
+    #[arg(long, env = "RIGHTSIZER_PROMETHEUS_TIMEOUT")]
+    pub prometheus_timeout: Option<String>,
     /// PEM file of CA certificates to trust for Prometheus, besides the system store.
     #[arg(long, env = "RIGHTSIZER_PROMETHEUS_CA_FILE", value_name = "PEM")]
     pub prometheus_ca_file: Option<PathBuf>,
     /// Accept any certificate from Prometheus (test clusters only: anyone on the path can
     /// read and change the answers).
-    #[arg(long, env = "RIGHTSIZER_PROMETHEUS_INSECURE_SKIP_TLS_VERIFY")]
-    pub prometheus_insecure_skip_tls_verify: bool,
+    #[arg(long, env = "RIGHTSIZER_PROMETHEUS_INSECURE_SKIP_TLS_VERIFY", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub prometheus_insecure_skip_tls_verify: Option<bool>,
     /// Prometheus queries in flight at once (default 4: Prometheus evaluates each query on
     /// all its cores, more only queue).
     #[arg(long, env = "RIGHTSIZER_PROMETHEUS_CONCURRENCY")]
@@ -193,8 +172,8 @@ pub struct PromArgs {
     /// Read CPU history with PromQL range queries only, never with remote read
     /// (`/api/v1/read`). By default remote read is tried first, and a server without it
     /// (VictoriaMetrics, a proxy that blocks it) falls back to PromQL by itself.
-    #[arg(long, env = "RIGHTSIZER_PROMETHEUS_NO_REMOTE_READ")]
-    pub prometheus_no_remote_read: bool,
+    #[arg(long, env = "RIGHTSIZER_PROMETHEUS_NO_REMOTE_READ", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub prometheus_no_remote_read: Option<bool>,
 }
 
 #[derive(Debug, Args)]
@@ -223,9 +202,10 @@ pub struct KubeArgs {
     pub exclude_namespaces: Vec<String>,
     /// Also read kube-system, kube-public and kube-node-lease (left out by default: the
     /// control plane is sized by its vendor).
-    #[arg(long, env = "RIGHTSIZER_INCLUDE_SYSTEM_NAMESPACES")]
-    pub include_system_namespaces: bool,
-    /// Only workloads matching this label selector (`app=web,tier!=db`), as kubectl -l.
+    #[arg(long, env = "RIGHTSIZER_INCLUDE_SYSTEM_NAMESPACES", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub include_system_namespaces: Option<bool>,
+    /// Only workloads matching this label selector (`app=web,tier!=db,env in (a,b)`), as
+    /// kubectl -l.
     #[arg(long, short = 'l', env = "RIGHTSIZER_SELECTOR")]
     pub selector: Option<String>,
     /// Only these workload kinds (comma-separated or repeatable; default: all).
@@ -239,8 +219,8 @@ pub struct KubeArgs {
     pub kinds: Vec<KindArg>,
     /// Do not use the Kubernetes API: discover workloads from kube-state-metrics series in
     /// Prometheus (also the fallback when no kubeconfig or in-cluster config is found).
-    #[arg(long, env = "RIGHTSIZER_NO_KUBE_API", conflicts_with_all = ["kubeconfig", "context"])]
-    pub no_kube_api: bool,
+    #[arg(long, env = "RIGHTSIZER_NO_KUBE_API", conflicts_with_all = ["kubeconfig", "context"], num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub no_kube_api: Option<bool>,
 }
 
 /// Workload kinds, as Kubernetes spells them (case-insensitive).
@@ -259,6 +239,128 @@ pub enum KindArg {
     /// Pods with no controller.
     #[value(name = "Pod")]
     Pod,
+}
+
+/// The common policy keys (`policy.defaults.*`); every other key through `--config` or
+/// `--set`. Percentiles and buffers are fractions (`0.95`, `0.15`) or explicit percentages
+/// (`95%`, `15%`).
+#[derive(Debug, Args)]
+pub struct PolicyArgs {
+    /// CPU request percentile of the pooled usage (default 0.95, KRR's p95).
+    #[arg(
+        long,
+        env = "RIGHTSIZER_CPU_PERCENTILE",
+        value_name = "FRACTION",
+        allow_hyphen_values = true
+    )]
+    pub cpu_percentile: Option<String>,
+    /// Margin over the CPU percentile (default 0).
+    #[arg(
+        long,
+        env = "RIGHTSIZER_CPU_BUFFER",
+        value_name = "FRACTION",
+        allow_hyphen_values = true
+    )]
+    pub cpu_buffer: Option<String>,
+    /// Margin over the memory figure (default 0.15).
+    #[arg(
+        long,
+        env = "RIGHTSIZER_MEMORY_BUFFER",
+        value_name = "FRACTION",
+        allow_hyphen_values = true
+    )]
+    pub memory_buffer: Option<String>,
+    /// `peak` (window peak, KRR) or `dailyPeaks` (p90 of the daily peaks, the VPA).
+    #[arg(long, env = "RIGHTSIZER_MEMORY_MODE", value_name = "MODE")]
+    pub memory_mode: Option<String>,
+    /// CPU limits: `keep` (only where one exists, default), `always` or `remove`.
+    #[arg(long, env = "RIGHTSIZER_CPU_LIMIT", value_name = "MODE")]
+    pub cpu_limit: Option<String>,
+    /// Floor of the CPU request per container (default 10m).
+    #[arg(long, env = "RIGHTSIZER_MIN_CPU", value_name = "QUANTITY")]
+    pub min_cpu: Option<String>,
+    /// Cap of the CPU request per container (default none).
+    #[arg(long, env = "RIGHTSIZER_MAX_CPU", value_name = "QUANTITY")]
+    pub max_cpu: Option<String>,
+    /// Floor of the memory request per container (default 16Mi).
+    #[arg(long, env = "RIGHTSIZER_MIN_MEMORY", value_name = "QUANTITY")]
+    pub min_memory: Option<String>,
+    /// Cap of the memory request per container (default none).
+    #[arg(long, env = "RIGHTSIZER_MAX_MEMORY", value_name = "QUANTITY")]
+    pub max_memory: Option<String>,
+}
+
+/// What a run writes and changes: the report, pull-request files, cluster writes, metrics.
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// Report format (default table for people; json, yaml, csv for machines; markdown for a
+    /// PR).
+    #[arg(long, short = 'f', value_enum, env = "RIGHTSIZER_FORMAT")]
+    pub format: Option<Format>,
+    /// Write the report to this file (atomically) instead of stdout.
+    #[arg(long, short = 'o', value_name = "FILE", env = "RIGHTSIZER_OUTPUT")]
+    pub output: Option<PathBuf>,
+    /// No colour in the table or the log (also off when the stream is not a terminal or
+    /// NO_COLOR is set).
+    #[arg(long, env = "RIGHTSIZER_NO_COLOR", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub no_color: Option<bool>,
+    /// No progress line on stderr (it is only drawn when stderr is a terminal).
+    #[arg(long, env = "RIGHTSIZER_NO_PROGRESS", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub no_progress: Option<bool>,
+    /// Also write a Markdown summary for a pull-request body to this file.
+    #[arg(long, value_name = "FILE", env = "RIGHTSIZER_MARKDOWN")]
+    pub markdown: Option<PathBuf>,
+    /// Write kustomize patches (one per changed workload, plus kustomization.yaml) here.
+    #[arg(long, value_name = "DIR", env = "RIGHTSIZER_PATCHES_DIR")]
+    pub patches_dir: Option<PathBuf>,
+    /// Format of the workload patches (default strategic; HPA patches are always RFC 6902).
+    #[arg(long, value_enum, env = "RIGHTSIZER_PATCH_FORMAT")]
+    pub patch_format: Option<PatchFormat>,
+    /// Edit the resources of the YAML manifests under DIR in place (comments and formatting
+    /// kept).
+    #[arg(long, value_name = "DIR", env = "RIGHTSIZER_MANIFESTS")]
+    pub manifests: Option<PathBuf>,
+    /// Write the recommendation as `rightsizer.dev/*` annotations on each changed workload
+    /// (needs the Kubernetes API and RBAC `patch`; never touches the spec).
+    #[arg(long, env = "RIGHTSIZER_ANNOTATE", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub annotate: Option<bool>,
+    /// Patch the recommended resources and HPA settings into the cluster. Refuses workloads
+    /// an active VPA manages or a GitOps controller owns, unless --force.
+    #[arg(long, env = "RIGHTSIZER_APPLY", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub apply: Option<bool>,
+    /// Include VPA-managed workloads in patches, manifest edits, annotations and --apply, and
+    /// GitOps-owned ones in --apply.
+    #[arg(long, env = "RIGHTSIZER_FORCE", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub force: Option<bool>,
+    /// Write the report (JSON and table) to this ConfigMap by server-side apply.
+    #[arg(long, value_name = "NAME", env = "RIGHTSIZER_CONFIGMAP")]
+    pub configmap: Option<String>,
+    /// Namespace of the report ConfigMap (default: the agent's own namespace).
+    #[arg(long, value_name = "NAMESPACE", env = "RIGHTSIZER_CONFIGMAP_NAMESPACE")]
+    pub configmap_namespace: Option<String>,
+    /// Push metrics to the Pushgateway at this URL at the end of the run.
+    #[arg(
+        long,
+        visible_alias = "pushgateway-url",
+        value_name = "URL",
+        env = "RIGHTSIZER_PUSH_METRICS"
+    )]
+    pub push_metrics: Option<String>,
+    /// The `job` label of pushed metrics (default rightsizer).
+    #[arg(long, env = "RIGHTSIZER_PUSH_JOB")]
+    pub push_job: Option<String>,
+    /// Extra grouping labels of pushed metrics, `name=value` (repeatable or comma-separated).
+    #[arg(
+        long,
+        value_name = "NAME=VALUE",
+        env = "RIGHTSIZER_PUSH_GROUPING",
+        value_delimiter = ','
+    )]
+    pub push_grouping: Vec<String>,
+    /// CI check mode: exit with code 3 when any change is recommended (0 when none, 2 on
+    /// error).
+    #[arg(long, env = "RIGHTSIZER_CHECK", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub check: Option<bool>,
 }
 
 #[derive(Debug, Args)]

@@ -2,18 +2,20 @@
 //!
 //! The pipeline, one module per stage: `collect` (Kubernetes API, Prometheus, snapshots) ->
 //! `model` (pure data) -> `recommend` (pure maths) -> `emit` (reports and side effects).
-//! `synth` generates realistic cluster history for the demo, the tests and the benchmarks.
+//! Around it: `cli` (flags) -> `settings` (one typed model, every layer) -> `run` (the one
+//! run) <- `agent` (schedule and signals). `synth` generates realistic cluster history for the
+//! demo, the tests and the benchmarks.
 
 pub mod agent;
 pub mod atomic;
 pub mod cli;
 pub mod collect;
-pub mod config;
 pub mod emit;
 pub mod generate;
 pub mod model;
-pub mod pipeline;
+pub mod rbac;
 pub mod recommend;
+pub mod run;
 pub mod schedule;
 pub mod settings;
 pub mod synth;

@@ -1,25 +1,25 @@
-//! The `rightsizer` binary: parse the command line, set up logging, run, map the outcome to
-//! an exit code: 0 ok, 2 error (including an output that failed, or a workload that could
-//! not be annotated or patched), 3 changes recommended (`recommend --check` only).
+//! The `rightsizer` binary: parse the command line, set up logging, build the settings, run
+//! (or schedule the run), map the outcome to an exit code: 0 ok, 2 error (an output that
+//! failed, or a workload that could not be annotated or patched), 3 changes recommended
+//! (`--check`).
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use rightsizer::cli::{Cli, Command, LogFormat};
-use rightsizer::collect::kube::chain;
-use rightsizer::emit::Outputs;
-use rightsizer::settings::Input;
+use rightsizer::emit::outputs::{EXIT_ERROR, EXIT_OK};
+use rightsizer::settings::{RunSettings, Sources};
+use rightsizer::{generate, run};
 
-const OK: u8 = 0;
-const ERROR: u8 = 2;
-/// `recommend --check` found changes to recommend (for CI).
-const CHANGES_RECOMMENDED: u8 = 3;
-use rightsizer::{generate, pipeline};
-
-fn init_tracing(format: LogFormat) {
+/// Logs go to stderr, in colour only when stderr is a terminal that wants it and the user did
+/// not say `--no-color` (or `NO_COLOR`).
+fn init_tracing(format: LogFormat, no_color: bool) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let color = !no_color && rightsizer::settings::color_wanted(std::io::stderr().is_terminal());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(color)
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
@@ -27,68 +27,65 @@ fn init_tracing(format: LogFormat) {
     }
 }
 
-async fn run(cli: Cli) -> rightsizer::Result<u8> {
-    let mut code = OK;
+async fn main_run(cli: Cli, matches: &clap::ArgMatches) -> rightsizer::Result<u8> {
+    let definition = Cli::command();
+    let (name, sub) = matches.subcommand().expect("clap requires a subcommand");
+    let command = definition.find_subcommand(name).expect("the subcommand clap matched");
+    let sources = Sources::new(sub, command);
     match cli.command {
         Command::Recommend(args) => {
-            let input = Input::try_from(&args.input)?;
-            let outputs = Outputs::try_from(&args.output)?;
-            let outcome = pipeline::run(&input, &outputs).await?;
-            code = exit_code(&outcome, args.check);
+            let settings = RunSettings::recommend(&args, &sources)?;
+            let outcome = run::run(&settings).await?;
+            Ok(outcome.exit_code(settings.check))
+        }
+        Command::Agent(args) => {
+            let settings = RunSettings::agent(&args, &sources)?;
+            rightsizer::agent::run(settings).await
         }
         Command::Snapshot(args) => {
-            let input = Input::try_from(&args.input)?;
-            pipeline::snapshot(&input, &args.output).await?;
+            let settings = RunSettings::snapshot(&args, &sources)?;
+            run::snapshot(&settings, &args.output).await?;
             tracing::info!(path = %args.output.display(), "snapshot written");
+            Ok(EXIT_OK)
         }
-        Command::Generate(args) => generate::run(args.what)?,
-        Command::Agent(args) => match rightsizer::agent::run(args).await? {
-            0 => {}
-            code => std::process::exit(code.into()),
-        },
+        Command::Generate(args) => {
+            generate::run(args.what)?;
+            Ok(EXIT_OK)
+        }
     }
-    Ok(code)
 }
 
-/// Prints what failed in the outputs and picks the exit code of a `recommend` run.
-fn exit_code(outcome: &pipeline::RunOutcome, check: bool) -> u8 {
-    for e in &outcome.errors {
-        eprintln!("error: {}", chain(e));
-    }
-    let failed = outcome
-        .annotated
-        .iter()
-        .flat_map(|a| &a.failed)
-        .chain(outcome.applied.iter().flat_map(|a| &a.failed));
-    for (key, e) in failed {
-        eprintln!("error: {key}: {}", chain(e));
-    }
-    if !outcome.errors.is_empty() || outcome.failed_workloads() > 0 {
-        ERROR
-    } else if check && outcome.changes_recommended() {
-        CHANGES_RECOMMENDED
-    } else {
-        OK
-    }
+/// `--no-color` (or `RIGHTSIZER_NO_COLOR`) of the subcommand, for the log.
+fn no_color(cli: &Cli) -> bool {
+    let flag = match &cli.command {
+        Command::Recommend(a) => a.run.output.no_color,
+        Command::Agent(a) => a.run.output.no_color,
+        _ => None,
+    };
+    flag.unwrap_or(false)
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    init_tracing(cli.log_format);
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    init_tracing(cli.log_format, no_color(&cli));
     rightsizer::install_crypto_provider();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(2);
+            return ExitCode::from(EXIT_ERROR);
         }
     };
-    match runtime.block_on(run(cli)) {
+    match runtime.block_on(main_run(cli, &matches)) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             let e = anyhow::Error::from(e);
             eprintln!("error: {e:#}");
-            ExitCode::from(ERROR)
+            ExitCode::from(EXIT_ERROR)
         }
     }
 }

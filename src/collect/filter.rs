@@ -1,11 +1,13 @@
 //! Which workloads a run looks at: namespaces to include or exclude (the control-plane
-//! namespaces are left out unless asked for), a label selector (sent to the API server as
-//! `labelSelector`), workload kinds, and the per-workload opt-out annotation
-//! `rightsizer.dev/ignore: "true"`. Pure: applied after discovery, and to snapshots alike.
+//! namespaces are left out unless asked for), a label selector, workload kinds, and the
+//! per-workload opt-out annotation `rightsizer.dev/ignore: "true"`. Pure, and applied in one
+//! place after discovery (`run::collect`) to every input alike: the live API (which also
+//! narrows its lists server-side), kube-state-metrics and snapshots. A filter never widens.
 
-use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
 
-use crate::model::{Workload, WorkloadKey, WorkloadKind};
+use super::selector::Selector;
+use crate::model::{Workload, WorkloadKind};
 
 /// Namespaces of the control plane and the cluster's own bookkeeping: sized by the platform
 /// vendor, not by the team running rightsizer, so left out by default.
@@ -21,18 +23,14 @@ pub struct Filter {
     pub exclude_namespaces: Vec<String>,
     /// Also look at `kube-system`, `kube-public` and `kube-node-lease` when not named.
     pub include_system_namespaces: bool,
-    /// A Kubernetes label selector (`app=web,tier!=db`), sent to the API server.
-    pub selector: Option<String>,
+    /// A Kubernetes label selector (`app=web,tier!=db`), sent to the API server and matched
+    /// against every workload's labels.
+    pub selector: Option<Selector>,
     /// Only these kinds (empty: all).
     pub kinds: Vec<WorkloadKind>,
 }
 
-/// A workload left out on purpose, with the reason, for the report.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Skipped {
-    pub key: WorkloadKey,
-    pub reason: String,
-}
+pub use crate::model::Skipped;
 
 impl Filter {
     pub fn namespace_allowed(&self, ns: &str) -> bool {
@@ -50,14 +48,17 @@ impl Filter {
         self.kinds.is_empty() || self.kinds.contains(&kind)
     }
 
-    /// Keeps the workloads in the selected namespaces and kinds; the ones that opted out by
-    /// annotation are returned apart with the reason. The label selector was applied by the
-    /// API server.
+    pub fn labels_allowed(&self, w: &Workload) -> bool {
+        self.selector.as_ref().is_none_or(|s| s.matches(&w.labels))
+    }
+
+    /// Keeps the workloads in the selected namespaces and kinds that match the selector; the
+    /// ones that opted out by annotation are returned apart with the reason.
     pub fn apply(&self, workloads: Vec<Workload>) -> (Vec<Workload>, Vec<Skipped>) {
         let mut kept = Vec::with_capacity(workloads.len());
         let mut skipped = Vec::new();
         for w in workloads {
-            if !self.namespace_allowed(&w.key.namespace) || !self.kind_allowed(w.key.kind) {
+            if !self.namespace_allowed(&w.key.namespace) || !self.kind_allowed(w.key.kind) || !self.labels_allowed(&w) {
                 continue;
             }
             match w.annotations.get(IGNORE_ANNOTATION).map(|v| v.trim()) {
@@ -70,11 +71,36 @@ impl Filter {
         }
         (kept, skipped)
     }
+
+    /// Warnings for parts of the filter that matched nothing (a typo in `-n` or `-l` would
+    /// otherwise look like a cluster with nothing to change), given what the filter kept and
+    /// skipped.
+    pub fn unmatched(&self, kept: &[Workload], skipped: &[Skipped]) -> Vec<String> {
+        let seen: BTreeSet<&str> = kept
+            .iter()
+            .map(|w| w.key.namespace.as_str())
+            .chain(skipped.iter().map(|s| s.key.namespace.as_str()))
+            .collect();
+        let mut out: Vec<String> = self
+            .namespaces
+            .iter()
+            .filter(|n| !seen.contains(n.as_str()))
+            .map(|n| format!("namespace {n} matched no workload"))
+            .collect();
+        if let Some(sel) = &self.selector
+            && kept.is_empty()
+            && skipped.is_empty()
+        {
+            out.push(format!("label selector {sel} matched no workload"));
+        }
+        out
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::WorkloadKey;
 
     fn w(ns: &str, kind: WorkloadKind, name: &str, ignore: Option<&str>) -> Workload {
         Workload {

@@ -53,17 +53,7 @@ use super::Error;
 use super::prometheus::PromClient;
 use crate::model::{ContainerUsage, UsageSet, WorkloadKey, WorkloadKind};
 
-/// The window and resolution of the history to read.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Window {
-    /// End of the window, unix seconds (evaluation time of instant queries).
-    pub end: i64,
-    /// Length of the window in seconds (default 14 days, as KRR).
-    pub length: i64,
-    /// Resolution of the CPU distribution and width of its rate window (default 5 minutes:
-    /// the VPA's and KRR's sample width, long enough to smooth scrape jitter).
-    pub step: i64,
-}
+pub use crate::model::Window;
 
 const DAY: i64 = 86_400;
 

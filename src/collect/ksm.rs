@@ -4,7 +4,7 @@
 //! queries, whatever the number of workloads.
 //!
 //! What the series cannot tell: annotations (so `rightsizer.dev/ignore` has no effect), labels
-//! (so `--selector` is ignored), native sidecars (init containers are all `Init`), and the
+//! (a `--selector` reads them from `kube_*_labels`, see `ksm_labels`), native sidecars (init containers are all `Init`), and the
 //! target of an HPA when `kube_horizontalpodautoscaler_info` is missing (the HPA is then
 //! assumed to scale the Deployment of its own name, the usual convention). Workloads are the
 //! ones that had pods during the window; requests come from the pods alive at the end of the
@@ -94,9 +94,6 @@ pub async fn discover(prom: &PromClient, window: &Window, filter: &Filter) -> Re
             metric: "kube_pod_owner",
             hint: "without Kubernetes API access rightsizer discovers workloads from kube-state-metrics; is it scraped?",
         });
-    }
-    if filter.selector.is_some() {
-        warnings.push("--selector is ignored without Kubernetes API access (kube-state-metrics has no labels)".into());
     }
 
     let mut owners = Owners::default();
@@ -210,10 +207,9 @@ pub async fn discover(prom: &PromClient, window: &Window, filter: &Filter) -> Re
             )),
         }
     }
-    let (workloads, skipped) = filter.apply(workloads);
+    // The run applies the whole filter (selector included, from `ksm_labels`) afterwards.
     Ok(Discovered {
         workloads,
-        skipped,
         warnings,
         ..Discovered::default()
     })

@@ -21,52 +21,10 @@ use super::filter::Filter;
 use super::objects::{self, Discovered, ListedPod, LiveOwners, Objects};
 use crate::model::WorkloadKind;
 
-/// One kind of request rightsizer can make to the Kubernetes API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ApiCall {
-    /// API group, "" for the core group.
-    pub group: &'static str,
-    /// Resource plural, as in RBAC rules.
-    pub resource: &'static str,
-    /// RBAC verb.
-    pub verb: &'static str,
-}
-
-impl ApiCall {
-    const fn list(group: &'static str, resource: &'static str) -> Self {
-        ApiCall {
-            group,
-            resource,
-            verb: "list",
-        }
-    }
-}
-
-pub const DEPLOYMENTS: ApiCall = ApiCall::list("apps", "deployments");
-pub const STATEFUL_SETS: ApiCall = ApiCall::list("apps", "statefulsets");
-pub const DAEMON_SETS: ApiCall = ApiCall::list("apps", "daemonsets");
-pub const REPLICA_SETS: ApiCall = ApiCall::list("apps", "replicasets");
-pub const CRON_JOBS: ApiCall = ApiCall::list("batch", "cronjobs");
-pub const JOBS: ApiCall = ApiCall::list("batch", "jobs");
-pub const PODS: ApiCall = ApiCall::list("", "pods");
-pub const HPAS: ApiCall = ApiCall::list("autoscaling", "horizontalpodautoscalers");
-pub const VPAS: ApiCall = ApiCall::list("autoscaling.k8s.io", "verticalpodautoscalers");
-pub const POD_METRICS: ApiCall = ApiCall::list("metrics.k8s.io", "pods");
-
-/// Every call the code can make; `list_all` only takes calls from here. A test checks it
-/// against the requests the fake API server saw, another against deploy/'s ClusterRole.
-pub const API_CALLS: &[ApiCall] = &[
-    DEPLOYMENTS,
-    STATEFUL_SETS,
-    DAEMON_SETS,
-    REPLICA_SETS,
-    CRON_JOBS,
-    JOBS,
-    PODS,
-    HPAS,
-    VPAS,
-    POD_METRICS,
-];
+pub use crate::rbac::{
+    API_CALLS, ApiCall, CRON_JOBS, DAEMON_SETS, DEPLOYMENTS, HPAS, JOBS, POD_METRICS, PODS, REPLICA_SETS,
+    STATEFUL_SETS, VPAS,
+};
 
 /// `autoscaling.k8s.io/v1` VerticalPodAutoscaler, a CRD that may not be installed.
 pub fn vpa_resource() -> ApiResource {
@@ -142,15 +100,10 @@ const PAGE: u32 = 500;
 pub const LIST_CONCURRENCY: usize = 4;
 
 /// Maps a kube error to one that names the RBAC permission when the API said 403.
-pub fn api_error(e: kube::Error, call: &'static ApiCall) -> Error {
-    match e {
-        kube::Error::Api(status) if status.code == 403 => Error::Forbidden {
-            verb: call.verb,
-            group: call.group,
-            resource: call.resource,
-            message: status.message.clone(),
-        },
-        source => Error::Kube {
+pub fn api_error(source: kube::Error, call: &'static ApiCall) -> Error {
+    match crate::rbac::forbidden(&source, call.verb, call.group, call.resource, crate::rbac::Role::Read) {
+        Some(f) => Error::Forbidden(f),
+        None => Error::Kube {
             verb: call.verb,
             resource: call.resource,
             source,
@@ -161,7 +114,7 @@ pub fn api_error(e: kube::Error, call: &'static ApiCall) -> Error {
 /// The HTTP status of an API error, if the server answered one.
 pub fn status_code(e: &Error) -> Option<u16> {
     match e {
-        Error::Forbidden { .. } => Some(403),
+        Error::Forbidden(_) => Some(403),
         Error::Kube {
             source: kube::Error::Api(status),
             ..
@@ -322,7 +275,12 @@ pub async fn list(client: &Client, filter: &Filter) -> Result<Listed, Error> {
     }
     let results: Vec<(&'static ApiCall, Option<String>, Result<Part, Error>)> = stream::iter(tasks)
         .map(|(call, ns)| {
-            let fut = list_one(client.clone(), call, ns.clone(), filter.selector.clone());
+            let fut = list_one(
+                client.clone(),
+                call,
+                ns.clone(),
+                filter.selector.as_ref().map(|s| s.to_string()),
+            );
             async move { (call, ns, fut.await) }
         })
         .buffer_unordered(LIST_CONCURRENCY)
@@ -380,22 +338,22 @@ pub async fn list(client: &Client, filter: &Filter) -> Result<Listed, Error> {
     Ok(listed)
 }
 
-/// Lists and converts: the workloads the filter selects, their VPA modes, the live pod
-/// owners and what was skipped.
+/// Lists and converts: the workloads of the namespaces and kinds the filter lists (the run
+/// applies the whole filter afterwards, as for every input), their VPA modes and the live pod
+/// owners.
 pub async fn discover(client: &Client, filter: &Filter) -> Result<Discovered, Error> {
     let listed = list(client, filter).await?;
     let (mut workloads, mut warnings) = objects::workloads(&listed.objects);
     let owners = LiveOwners::from_objects(&listed.pods, &listed.replica_sets, &listed.objects.jobs);
     workloads.extend(objects::bare_pods(&listed.pods, &owners.owners(), &mut warnings));
     workloads.sort_by(|a, b| a.key.cmp(&b.key));
-    let (workloads, skipped) = filter.apply(workloads);
     let vpa = objects::vpa_modes(&listed.vpas);
     warnings.extend(listed.warnings);
     Ok(Discovered {
         workloads,
         vpa,
         owners,
-        skipped,
+        skipped: Vec::new(),
         warnings,
     })
 }

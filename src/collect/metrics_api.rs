@@ -4,40 +4,14 @@
 //! window), so this is "now", never a basis for a recommendation. A cluster without
 //! metrics-server gets a warning with a hint, never a failed run.
 
-use std::collections::BTreeMap;
-
 use kube::Client;
 use kube::api::DynamicObject;
-use serde::{Deserialize, Serialize};
 
 use super::history::Owners;
 use super::kube::{POD_METRICS, chain, dynamic_api, list_all, pod_metrics_resource, status_code};
 use crate::model::{ContainerKey, parse_cpu, parse_memory};
 
-/// Usage now of one container of one workload, over its live pods: CPU in cores, memory
-/// (working set) in bytes. `max` is the busiest pod (what a per-pod request must fit), `sum`
-/// the whole workload (what the cluster pays for).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct CurrentUsage {
-    pub pods: u32,
-    pub cpu_max: f64,
-    pub cpu_sum: f64,
-    pub memory_max: f64,
-    pub memory_sum: f64,
-}
-
-impl CurrentUsage {
-    fn add(&mut self, cpu: f64, memory: f64) {
-        self.pods += 1;
-        self.cpu_max = self.cpu_max.max(cpu);
-        self.cpu_sum += cpu;
-        self.memory_max = self.memory_max.max(memory);
-        self.memory_sum += memory;
-    }
-}
-
-pub type CurrentUsageMap = BTreeMap<ContainerKey, CurrentUsage>;
+pub use crate::model::{CurrentUsage, CurrentUsageMap};
 
 /// Reduces PodMetrics to usage per workload x container; pods map to workloads through
 /// `owners` (the live owner map). Unparseable quantities become warnings naming the pod.

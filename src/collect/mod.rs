@@ -5,12 +5,14 @@
 pub mod filter;
 pub mod history;
 pub mod ksm;
+pub mod ksm_labels;
 pub mod kube;
 pub mod metrics_api;
 pub mod objects;
 pub mod prometheus;
 pub mod promparse;
 pub mod remote_read;
+pub mod selector;
 pub mod snapshot;
 
 use thiserror::Error;
@@ -60,15 +62,8 @@ pub enum Error {
     #[error("prometheus has no {metric} series in the window\nhint: {hint}")]
     MissingMetric { metric: &'static str, hint: &'static str },
 
-    #[error(
-        "{message}\nhint: rightsizer needs the RBAC permission `{verb}` on `{resource}` (API group \"{group}\"); see deploy/clusterrole.yaml"
-    )]
-    Forbidden {
-        verb: &'static str,
-        group: &'static str,
-        resource: &'static str,
-        message: String,
-    },
+    #[error(transparent)]
+    Forbidden(#[from] crate::rbac::Forbidden),
 
     #[error("failed to {verb} {resource} from the kubernetes api")]
     Kube {

@@ -26,6 +26,7 @@ use tracing::Instrument;
 use super::Error;
 use super::change::WorkloadChange;
 use crate::model::{ContainerRole, WorkloadKey, WorkloadKind, format_cpu, format_memory};
+use crate::rbac::Role;
 
 pub const RECOMMENDATION: &str = "rightsizer.dev/recommendation";
 pub const UPDATED_AT: &str = "rightsizer.dev/updated-at";
@@ -136,18 +137,23 @@ pub(super) fn resource(kind: WorkloadKind) -> Option<ApiResource> {
     })
 }
 
+/// A failed annotation request: a 403 names the permission and deploy/annotate/.
 pub(super) fn api_error(e: kube::Error, verb: &'static str, ar: &ApiResource, key: &WorkloadKey) -> Error {
-    match e {
-        kube::Error::Api(status) if status.code == 403 => Error::Forbidden {
-            verb,
-            group: ar.group.clone(),
-            resource: ar.plural.clone(),
-            message: status.message.clone(),
-        },
-        source => Error::Kube {
+    role_error(e, verb, ar, key, Role::Annotate)
+}
+
+/// A failed `--apply` request: a 403 names the permission and deploy/apply/.
+pub(super) fn apply_api_error(e: kube::Error, verb: &'static str, ar: &ApiResource, key: &WorkloadKey) -> Error {
+    role_error(e, verb, ar, key, Role::Apply)
+}
+
+fn role_error(e: kube::Error, verb: &'static str, ar: &ApiResource, key: &WorkloadKey, role: Role) -> Error {
+    match crate::rbac::forbidden(&e, verb, &ar.group, &ar.plural, role) {
+        Some(f) => Error::Forbidden(f),
+        None => Error::Kube {
             verb,
             object: key.to_string(),
-            source,
+            source: e,
         },
     }
 }

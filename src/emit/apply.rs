@@ -27,7 +27,7 @@ use serde_json::Value;
 use tracing::Instrument;
 
 use super::Error;
-use super::annotate::{FIELD_MANAGER, api_error, resource};
+use super::annotate::{FIELD_MANAGER, apply_api_error as api_error, resource};
 use super::change::WorkloadChange;
 use super::patches::{hpa_patch, strategic_patch};
 use crate::model::{Workload, WorkloadKey};

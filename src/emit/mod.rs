@@ -8,6 +8,7 @@
 pub mod annotate;
 pub mod apply;
 pub mod change;
+pub mod configmap;
 mod csv;
 mod document;
 pub mod manifests;
@@ -28,7 +29,7 @@ use crate::collect::metrics_api::{CurrentUsage, CurrentUsageMap};
 use crate::model::{ContainerKey, WorkloadKey};
 use crate::recommend::Report;
 
-pub use outputs::{Outputs, PatchOutput, PushTarget, ReportTarget, RunOutcome};
+pub use outputs::{ConfigMapTarget, Outputs, PatchOutput, PushTarget, ReportTarget, RunOutcome};
 
 #[derive(Debug, Error)]
 pub enum Error {
@@ -48,15 +49,8 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    #[error(
-        "{message}\nhint: rightsizer needs the RBAC permission `{verb}` on `{resource}` (API group \"{group}\"); see deploy/clusterrole.yaml"
-    )]
-    Forbidden {
-        verb: &'static str,
-        group: String,
-        resource: String,
-        message: String,
-    },
+    #[error(transparent)]
+    Forbidden(#[from] crate::rbac::Forbidden),
     #[error("failed to {verb} {object} through the kubernetes api")]
     Kube {
         verb: &'static str,
@@ -74,6 +68,12 @@ pub enum Error {
     PushRejected { url: String, status: u16, body: String },
     #[error("invalid pushgateway url {url}: {reason}")]
     PushUrl { url: String, reason: String },
+    #[error("the report ({bytes} bytes) does not fit in {what} (1 MiB)\nhint: {hint}")]
+    TooLarge {
+        what: String,
+        bytes: usize,
+        hint: &'static str,
+    },
     #[error("cannot apply the recommendation to {object}: {reason}")]
     Apply { object: String, reason: String },
     #[error(
@@ -83,7 +83,8 @@ pub enum Error {
 }
 
 /// Output formats of `recommend` (documented in docs/report-schema.md).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Format {
     /// Aligned table for people, sorted by savings.
     #[default]

@@ -1,7 +1,9 @@
-//! What one run writes and changes, chosen once by the caller (the `recommend` command or
-//! agent mode) and handed to [`crate::pipeline::run`]: the report and where it goes, the
-//! pull-request files, the cluster writes and the pushed metrics. [`RunOutcome`] says what
-//! each of them did.
+//! What one run writes and changes, chosen once in the settings and handed to
+//! [`crate::run::run`] (the same for `recommend` and `agent`): the report and where it goes,
+//! the pull-request files, the cluster writes (annotations, `--apply`, the report ConfigMap)
+//! and the pushed metrics. Every output rule has its one implementation here: the VPA guard,
+//! HPA patches beside the workload's, the confidence written, the exit code.
+//! [`RunOutcome`] says what each output did.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -41,12 +43,33 @@ pub struct PatchOutput {
 /// Metrics pushed to a Pushgateway at the end of the run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PushTarget {
-    /// Base URL of the Pushgateway, e.g. `http://pushgateway:9091`.
+    /// Base URL of the Pushgateway, e.g. `http://pushgateway:9091`, without credentials.
     pub url: String,
     /// The `job` grouping label (default `rightsizer`).
     pub job: String,
     /// Further grouping labels, in order (e.g. `cluster=prod`).
     pub grouping: Vec<(String, String)>,
+    /// Basic auth (from the URL's user info; never shown).
+    pub basic_auth: Option<(String, String)>,
+}
+
+impl PushTarget {
+    /// A target without credentials.
+    pub fn new(url: impl Into<String>, job: impl Into<String>, grouping: Vec<(String, String)>) -> Self {
+        PushTarget {
+            url: url.into(),
+            job: job.into(),
+            grouping,
+            basic_auth: None,
+        }
+    }
+}
+
+/// The report as a ConfigMap (`report.json`, `report.txt`), by server-side apply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigMapTarget {
+    pub namespace: String,
+    pub name: String,
 }
 
 /// Everything one run emits besides recommending. `Outputs::default()` prints the table on
@@ -70,8 +93,34 @@ pub struct Outputs {
     /// Include workloads an active VPA manages or a GitOps controller owns in patches,
     /// manifest edits and `apply`.
     pub force: bool,
+    /// The report as a ConfigMap in the cluster (needs the API).
+    pub config_map: Option<ConfigMapTarget>,
     /// Redraw a progress line on stderr (the caller checks that stderr is a terminal).
     pub progress: bool,
+}
+
+impl Outputs {
+    /// Nothing at all (a run that only collects, such as `snapshot`).
+    pub fn none() -> Outputs {
+        Outputs {
+            report: ReportTarget::None,
+            ..Outputs::default()
+        }
+    }
+
+    /// The first output that writes through the Kubernetes API, for the error when the run
+    /// has none.
+    pub fn needs_api(&self) -> Option<&'static str> {
+        if self.apply {
+            Some("outputs.apply (--apply)")
+        } else if self.annotate {
+            Some("outputs.annotate (--annotate)")
+        } else if self.config_map.is_some() {
+            Some("outputs.configMap (--configmap)")
+        } else {
+            None
+        }
+    }
 }
 
 /// What a run did.
@@ -86,6 +135,8 @@ pub struct RunOutcome {
     pub applied: Option<ApplyReport>,
     /// Metrics reached the Pushgateway.
     pub pushed: bool,
+    /// The report ConfigMap was written.
+    pub config_map_written: bool,
     /// Outputs that failed as a whole (a file not written, the Pushgateway unreachable);
     /// the other outputs still ran. Per-workload failures are in the reports above.
     pub errors: Vec<super::Error>,
@@ -102,7 +153,38 @@ impl RunOutcome {
     pub fn failed_workloads(&self) -> usize {
         self.annotated.as_ref().map_or(0, |a| a.failed.len()) + self.applied.as_ref().map_or(0, |a| a.failed.len())
     }
+
+    /// The exit code of the run, the same for `recommend` and `agent`: 2 when an output
+    /// failed as a whole or a workload could not be annotated or applied, else 3 in check
+    /// mode when a change is recommended, else 0. Prints what failed on stderr.
+    pub fn exit_code(&self, check: bool) -> u8 {
+        use crate::collect::kube::chain;
+        for e in &self.errors {
+            eprintln!("error: {}", chain(e));
+        }
+        let failed = self
+            .annotated
+            .iter()
+            .flat_map(|a| &a.failed)
+            .chain(self.applied.iter().flat_map(|a| &a.failed));
+        for (key, e) in failed {
+            eprintln!("error: {key}: {}", chain(e));
+        }
+        if !self.errors.is_empty() || self.failed_workloads() > 0 {
+            EXIT_ERROR
+        } else if check && self.changes_recommended() {
+            EXIT_CHANGES
+        } else {
+            EXIT_OK
+        }
+    }
 }
+
+/// Exit codes (README "Exit codes").
+pub const EXIT_OK: u8 = 0;
+pub const EXIT_ERROR: u8 = 2;
+/// `--check` found changes to recommend (for CI).
+pub const EXIT_CHANGES: u8 = 3;
 
 /// What the emit stage gets from the rest of the run.
 pub struct Emit<'a> {
@@ -154,10 +236,19 @@ pub async fn emit(run: Emit<'_>, outputs: &Outputs, progress: &Progress) -> RunO
         annotated: None,
         applied: None,
         pushed: false,
+        config_map_written: false,
         errors: Vec::new(),
         duration: Duration::ZERO,
     };
     progress.clear();
+    for w in &report.workloads {
+        let _span = tracing::info_span!("workload", key = %w.key).entered();
+        match &w.skip {
+            Some(skip) => tracing::debug!(reason = ?skip, "skipped"),
+            None if w.changed() => tracing::info!(monthly_savings = w.monthly_savings, "change recommended"),
+            None => tracing::debug!("no change"),
+        }
+    }
     let mut text = Vec::new();
     match &outputs.report {
         ReportTarget::None => {}
@@ -242,6 +333,13 @@ pub async fn emit(run: Emit<'_>, outputs: &Outputs, progress: &Progress) -> RunO
         }
         outcome.applied = Some(r);
     }
+    if let (Some(target), Some(client)) = (&outputs.config_map, client) {
+        progress.stage("writing the report configmap…");
+        match super::configmap::write(client, target, &report, &ctx).await {
+            Ok(()) => outcome.config_map_written = true,
+            Err(e) => outcome.errors.push(e),
+        }
+    }
     if let Some(push) = &outputs.push {
         progress.stage("pushing metrics…");
         let finished_at = std::time::SystemTime::now()
@@ -253,12 +351,22 @@ pub async fn emit(run: Emit<'_>, outputs: &Outputs, progress: &Progress) -> RunO
             started.elapsed(),
             finished_at,
         );
-        match push::push_metrics(&push.url, &push.job, &push.grouping, &metrics).await {
+        match push::push_metrics(push, &metrics).await {
             Ok(()) => outcome.pushed = true,
             Err(e) => outcome.errors.push(e),
         }
     }
     progress.clear();
+    tracing::info!(
+        workloads = report.workloads.len(),
+        changed = changes.len(),
+        patch_files = outcome.patches.as_ref().map_or(0, |p| p.files.len()),
+        annotated = outcome.annotated.as_ref().map_or(0, |a| a.annotated.len()),
+        failed = outcome.failed_workloads(),
+        output_errors = outcome.errors.len(),
+        duration_ms = started.elapsed().as_millis() as u64,
+        "run finished"
+    );
     outcome.report = report;
     outcome.changes = changes;
     outcome.duration = started.elapsed();

@@ -27,7 +27,8 @@ use super::change::{ContainerChange, HpaChange, WorkloadChange};
 use crate::model::{ContainerRole, Resources, WorkloadKey, WorkloadKind, format_cpu, format_memory};
 
 /// How workload patches are written (HPA patches are always RFC 6902, see the module docs).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum PatchFormat {
     /// Kustomize strategic-merge patches: containers merged by name.
     #[default]

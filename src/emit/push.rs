@@ -257,27 +257,13 @@ fn number(v: f64) -> String {
 }
 
 /// RFC 4648 base64 with the URL and filename safe alphabet, padded: the Pushgateway's
-/// `@base64` encoding of grouping label values.
+/// `@base64` encoding of grouping label values (an empty value is `=`).
 fn base64url(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
+    use base64::Engine;
     if bytes.is_empty() {
-        out.push('=');
+        return "=".into();
     }
-    out
+    base64::engine::general_purpose::URL_SAFE.encode(bytes)
 }
 
 /// The push URL `<base>/metrics/job/<job>/<label>/<value>...`, percent-encoded, with the
@@ -315,14 +301,10 @@ pub fn push_url(base: &str, job: &str, grouping: &[(String, String)]) -> Result<
 
 /// Pushes `metrics` to the Pushgateway at `url` under `job` and the `grouping` labels (see the
 /// module docs), replacing what the previous run pushed there.
-pub async fn push_metrics(
-    url: &str,
-    job: &str,
-    grouping: &[(String, String)],
-    metrics: &RunMetrics,
-) -> Result<(), Error> {
+pub async fn push_metrics(push: &super::PushTarget, metrics: &RunMetrics) -> Result<(), Error> {
     crate::install_crypto_provider();
-    let target = push_url(url, job, grouping)?;
+    let url = push.url.as_str();
+    let target = push_url(url, &push.job, &push.grouping)?;
     let body = exposition(metrics);
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
@@ -334,12 +316,14 @@ pub async fn push_metrics(
     let mut delay = Duration::from_millis(500);
     for attempt in 1..=ATTEMPTS {
         let last = attempt == ATTEMPTS;
-        let answer = client
+        let mut request = client
             .put(target.clone())
             .header("content-type", "text/plain; version=0.0.4; charset=utf-8")
-            .body(body.clone())
-            .send()
-            .await;
+            .body(body.clone());
+        if let Some((user, password)) = &push.basic_auth {
+            request = request.basic_auth(user, Some(password));
+        }
+        let answer = request.send().await;
         match answer {
             Ok(r) if r.status().is_success() => return Ok(()),
             Ok(r) if r.status().is_server_error() && !last => {

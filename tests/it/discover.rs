@@ -30,9 +30,14 @@ async fn client(api: &FakeApi) -> (kube::Client, tempfile::TempDir) {
     (kubeapi::client(&target).await.expect("client from kubeconfig"), dir)
 }
 
+/// Discovery through the API, then the filter as the run applies it to every input.
 async fn discover(api: &FakeApi, filter: &Filter) -> Result<Discovered, Error> {
     let (client, _dir) = client(api).await;
-    kubeapi::discover(&client, filter).await
+    let mut d = kubeapi::discover(&client, filter).await?;
+    let (kept, skipped) = filter.apply(std::mem::take(&mut d.workloads));
+    d.workloads = kept;
+    d.skipped = skipped;
+    Ok(d)
 }
 
 fn keys(d: &Discovered) -> Vec<String> {
@@ -254,7 +259,9 @@ async fn filters_namespaces_selector_kinds_and_the_ignore_annotation() {
 
     api.clear_records();
     let selected = Filter {
-        selector: Some("app.kubernetes.io/name in (web,postgres)".into()),
+        selector: Some(
+            rightsizer::collect::selector::Selector::parse("app.kubernetes.io/name in (web,postgres)").unwrap(),
+        ),
         ..Filter::default()
     };
     let d = discover(&api, &selected).await.unwrap();

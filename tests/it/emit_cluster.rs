@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
+use rightsizer::emit::PushTarget;
 use rightsizer::emit::annotate::{Annotation, annotate, recommendation_json};
 use rightsizer::emit::push::{ContainerMetrics, RunMetrics, exposition, push_metrics};
 use rightsizer::model::{Resources, WorkloadKey, WorkloadKind};
@@ -185,7 +186,7 @@ async fn emit_cluster_pushed_metrics_reach_prometheus() {
         text.contains("# HELP rightsizer_container_recommended_cpu_request_cores "),
         "{text}"
     );
-    push_metrics(&gateway.url, "rightsizer", &grouping, &metrics)
+    push_metrics(&PushTarget::new(&gateway.url, "rightsizer", grouping.clone()), &metrics)
         .await
         .unwrap();
 
@@ -252,6 +253,8 @@ async fn emit_cluster_push_retries_server_errors() {
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     let grouping = vec![("cluster".to_string(), "prod".to_string())];
-    push_metrics(&url, "rightsizer", &grouping, &metrics()).await.unwrap();
+    push_metrics(&PushTarget::new(&url, "rightsizer", grouping), &metrics())
+        .await
+        .unwrap();
     assert_eq!(calls.load(Ordering::SeqCst), 2);
 }

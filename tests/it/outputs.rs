@@ -116,7 +116,8 @@ async fn outputs_check_mode_report_file_and_no_progress_off_a_terminal() {
         assert_eq!(out.status.code(), Some(2));
         let err = text(&out.stderr);
         assert!(
-            err.contains(&format!("{flag} needs the kubernetes api")) && err.contains("snapshot"),
+            err.contains(&format!("(from {flag}) writes through the kubernetes api"))
+                && err.contains("the input is a snapshot"),
             "{err}"
         );
     }
@@ -423,7 +424,7 @@ async fn outputs_annotate_and_apply_write_through_the_api() {
     }
     assert!(!patches.iter().any(|p| p.path.ends_with("/deployments/web")));
 
-    assert_allowed(&api, rightsizer::agent::ANNOTATE_CALLS, "--annotate");
+    assert_allowed(&api, rightsizer::rbac::ANNOTATE_CALLS, "--annotate");
 
     // --apply: strategic merge on workloads, JSON patch on HPAs; web and cart refused.
     api.clear_records();
@@ -460,7 +461,7 @@ async fn outputs_annotate_and_apply_write_through_the_api() {
     );
     // Every request of the --apply run is allowed by the read ClusterRole or the opt-in
     // apply one (deploy/ is checked against these tables).
-    assert_allowed(&api, rightsizer::agent::APPLY_CALLS, "--apply");
+    assert_allowed(&api, rightsizer::rbac::APPLY_CALLS, "--apply");
     let mut checked = 0;
     for (kind, ns, name, container, cur, rec) in recommended(&doc) {
         if name == "web" || name == "cart" || kind == WorkloadKind::Job.as_str() {
@@ -493,7 +494,7 @@ async fn outputs_annotate_and_apply_write_through_the_api() {
 /// Every request the fake API server recorded is allowed by the read ClusterRole
 /// (`API_CALLS`) or by the opt-in role for `what` (`extra`).
 fn assert_allowed(api: &FakeApi, extra: &[rightsizer::collect::kube::ApiCall], what: &str) {
-    let allowed: Vec<_> = rightsizer::collect::kube::API_CALLS
+    let allowed: Vec<_> = rightsizer::rbac::API_CALLS
         .iter()
         .chain(extra)
         .map(|c| (c.group, c.resource, c.verb))

@@ -1,9 +1,9 @@
-//! The agent's configuration: a YAML file given by path (`--config`, the CronJob mounts it from
-//! a ConfigMap; never searched for), then flags and `RIGHTSIZER_*` environment variables on
-//! top. Every key of the file can be overridden: the common ones by a dedicated flag, any of
-//! them by `--set path.to.key=value` (`RIGHTSIZER_SET`, `;`-separated). Unknown keys are
-//! errors that name the key's path and its line; the recommend [`Policy`] sits under
-//! `policy:`. [`Config::redacted`] is what the agent logs: tokens and passwords replaced.
+//! The configuration document: every key a run reads, as the YAML config file spells it
+//! (camelCase; `--config FILE`, never searched for). The same document is what the other layers
+//! write into (environment variables, flags and `--set` become `(dotted.path, value)`
+//! overrides, see `settings::flags`), so every key can be set in every layer. Unknown keys are
+//! errors that name the key's path and its line; the recommend [`Policy`] sits under `policy:`.
+//! [`Config::redacted`] is what a run logs: tokens, passwords and header values replaced.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -12,19 +12,29 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::Error;
+use crate::emit::Format;
+use crate::emit::patches::PatchFormat;
 use crate::recommend::Policy;
 
-/// The whole file. Keys are camelCase, as in the policy and in Kubernetes objects.
+/// A config file larger than this is refused unread (a mistyped path such as `/dev/zero`
+/// would otherwise be read without end); real configs are a few KiB.
+pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
+/// The whole document. Keys are camelCase, as in the policy and in Kubernetes objects.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct Config {
+    /// Read workloads and usage from this snapshot file instead of the cluster.
+    pub snapshot: Option<PathBuf>,
     pub prometheus: PrometheusConfig,
     pub kube: KubeConfig,
     /// History window (`14d`: two weekly cycles, DESIGN.md "Default strategy").
     pub history: String,
     /// Resolution of the CPU distribution (`5m`: KRR's and the VPA's sampling step).
     pub step: String,
-    /// Kubernetes cron schedule for the long-lived mode; none = one run (CronJob).
+    /// End of the window, unix seconds or RFC 3339; none = the time of each run.
+    pub end: Option<String>,
+    /// Kubernetes cron schedule for `agent`'s long-lived mode; none = one run (CronJob).
     pub schedule: Option<String>,
     pub outputs: Outputs,
     pub policy: Policy,
@@ -33,16 +43,23 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
+            snapshot: None,
             prometheus: PrometheusConfig::default(),
             kube: KubeConfig::default(),
-            history: "14d".into(),
-            step: "5m".into(),
+            history: DEFAULT_HISTORY.into(),
+            step: DEFAULT_STEP.into(),
+            end: None,
             schedule: None,
             outputs: Outputs::default(),
             policy: Policy::default(),
         }
     }
 }
+
+/// Two weekly cycles (KRR's default window is 14 days too).
+pub const DEFAULT_HISTORY: &str = "14d";
+/// KRR's and the VPA's sampling step.
+pub const DEFAULT_STEP: &str = "5m";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
@@ -88,7 +105,7 @@ impl Default for PrometheusConfig {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct KubeConfig {
-    /// Kubeconfig path; none = in-cluster (the ServiceAccount) or `~/.kube/config`.
+    /// Kubeconfig path; none = `KUBECONFIG`, `~/.kube/config`, then in-cluster.
     pub kubeconfig: Option<PathBuf>,
     pub context: Option<String>,
     pub namespaces: Vec<String>,
@@ -100,14 +117,32 @@ pub struct KubeConfig {
     pub no_kube_api: bool,
 }
 
-/// What a run produces besides its log. All off by default except what the deploy/ ConfigMap
-/// turns on: nothing in the cluster changes unless asked.
+/// What a run produces besides its log. Only the report on stdout by default: nothing in the
+/// cluster changes unless asked.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct Outputs {
+    /// Report format: `table`, `json`, `yaml`, `csv` or `markdown`.
+    pub format: Format,
+    /// Write the report to this file instead of stdout.
+    pub file: Option<PathBuf>,
+    /// No colour in the table and the log.
+    pub no_color: bool,
+    /// No progress line on stderr.
+    pub no_progress: bool,
+    /// A Markdown summary for a pull-request body.
+    pub markdown: Option<PathBuf>,
+    pub patches: Option<PatchesOutput>,
+    /// Edit the `resources:` blocks of the manifests under this directory in place.
+    pub manifests: Option<PathBuf>,
     /// Write `rightsizer.dev/*` annotations on each workload (needs deploy/annotate).
     pub annotate: bool,
-    pub patches: Option<PatchesOutput>,
+    /// Patch the recommendation into the cluster (needs deploy/apply).
+    pub apply: bool,
+    /// Include VPA-managed and GitOps-owned workloads in the writes.
+    pub force: bool,
+    /// Exit with 3 when a change is recommended.
+    pub check: bool,
     pub config_map: Option<ConfigMapOutput>,
     pub push: Option<PushOutput>,
 }
@@ -115,10 +150,10 @@ pub struct Outputs {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct PatchesOutput {
-    /// Directory the patch set replaces as a whole on every run (a mounted volume).
+    /// Directory of the patch set (a mounted volume in the cluster).
     pub dir: PathBuf,
     /// `strategic` (default) or `json6902`.
-    pub format: Option<String>,
+    pub format: PatchFormat,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -160,12 +195,48 @@ impl Default for PushOutput {
 
 const REDACTED: &str = "<redacted>";
 
+/// Headers whose values are safe to log (tenancy, content negotiation); every other header
+/// value is redacted, whatever its name (a deny-list of names misses `Private-Tokn`).
+const SAFE_HEADERS: [&str; 5] = [
+    "x-scope-orgid",
+    "accept",
+    "user-agent",
+    "content-type",
+    "x-prometheus-remote-read-version",
+];
+
+/// One override of a key: where it came from names it in errors (`--namespace`,
+/// `RIGHTSIZER_NAMESPACES`, `--set`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Override {
+    pub path: String,
+    pub value: Value,
+    pub from: String,
+}
+
 impl Config {
-    /// Reads the file; unknown keys and wrong types name their path and line.
-    pub fn from_file(path: &Path) -> Result<Config, Error> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::Config(format!("cannot read config file {}: {e}", path.display())))?;
-        Config::from_yaml(&text).map_err(|e| Error::Config(format!("config file {}: {e}", path.display())))
+    /// Reads the file (at most [`MAX_CONFIG_BYTES`]); unknown keys and wrong types name their
+    /// path and line. Returns the text too, to find the line of a key later.
+    pub fn from_file(path: &Path) -> Result<(Config, String), Error> {
+        use std::io::Read;
+        let cannot = |e: std::io::Error| Error::Config(format!("cannot read config file {}: {e}", path.display()));
+        let file = std::fs::File::open(path).map_err(cannot)?;
+        let mut bytes = Vec::new();
+        file.take(MAX_CONFIG_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .map_err(cannot)?;
+        if bytes.len() as u64 > MAX_CONFIG_BYTES {
+            return Err(Error::Config(format!(
+                "config file {} is larger than {} KiB: not a rightsizer config",
+                path.display(),
+                MAX_CONFIG_BYTES / 1024
+            )));
+        }
+        let text = String::from_utf8(bytes)
+            .map_err(|_| Error::Config(format!("config file {} is not UTF-8 text", path.display())))?;
+        let config =
+            Config::from_yaml(&text).map_err(|e| Error::Config(format!("config file {}: {e}", path.display())))?;
+        Ok((config, text))
     }
 
     /// Parses YAML text (an empty document is the defaults).
@@ -192,23 +263,24 @@ impl Config {
         })
     }
 
-    /// Applies overrides, `(dotted.camelCase.path, value)`, in order: the flags, then `--set`.
-    pub fn with_overrides(self, overrides: &[(String, Value)]) -> Result<Config, Error> {
+    /// Applies overrides in order (environment and flags, then `--set`). An override that
+    /// does not fit names its key, its value and where it came from.
+    pub fn with_overrides(self, overrides: &[Override]) -> Result<Config, Error> {
         if overrides.is_empty() {
             return Ok(self);
         }
         let mut doc = serde_json::to_value(&self).map_err(|e| Error::Config(e.to_string()))?;
-        for (path, value) in overrides {
-            set_path(&mut doc, path, value.clone());
+        for o in overrides {
+            set_path(&mut doc, &o.path, o.value.clone());
             // Check each override on its own, so the error names the one at fault.
             serde_json::from_value::<Config>(doc.clone())
-                .map_err(|e| Error::Config(format!("invalid override {path}={value}: {e}")))?;
+                .map_err(|e| Error::Config(format!("invalid {} = {} (from {}): {e}", o.path, o.value, o.from)))?;
         }
         serde_json::from_value(doc).map_err(|e| Error::Config(e.to_string()))
     }
 
     /// The configuration as one line of JSON with secrets replaced: the Prometheus token and
-    /// password, header values whose name suggests a credential, passwords in URLs.
+    /// password, every header value not known to be safe, credentials in URLs.
     pub fn redacted(&self) -> String {
         let mut doc = serde_json::to_value(self).unwrap_or(Value::Null);
         for key in ["token", "password"] {
@@ -218,26 +290,42 @@ impl Config {
         }
         if let Some(headers) = doc["prometheus"]["headers"].as_object_mut() {
             for (name, value) in headers.iter_mut() {
-                let n = name.to_ascii_lowercase();
-                if ["auth", "token", "key", "secret", "password", "cookie"]
-                    .iter()
-                    .any(|s| n.contains(s))
-                {
+                if !SAFE_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
                     *value = REDACTED.into();
                 }
             }
         }
         for pointer in ["/prometheus/url", "/outputs/push/url"] {
             let Some(url) = doc.pointer_mut(pointer) else { continue };
-            if let Some(mut parsed) = url.as_str().and_then(|u| url::Url::parse(u).ok())
-                && parsed.password().is_some()
-            {
-                let _ = parsed.set_password(Some(REDACTED));
-                *url = parsed.to_string().into();
+            if let Some(u) = url.as_str() {
+                *url = redact_url(u).into();
             }
         }
         doc.to_string()
     }
+}
+
+/// A URL with its user and password replaced (`https://<redacted>@prom/`); text that does not
+/// parse as a URL but has a `user@` part is redacted the same way.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) => {
+            if !parsed.username().is_empty() || parsed.password().is_some() {
+                let _ = parsed.set_password(None);
+                let _ = parsed.set_username(REDACTED);
+            }
+            parsed.to_string()
+        }
+        Err(_) => match (url.find("://"), url.rfind('@')) {
+            (Some(scheme), Some(at)) if at > scheme => format!("{}{REDACTED}{}", &url[..scheme + 3], &url[at..]),
+            _ => url.to_string(),
+        },
+    }
+}
+
+/// The 1-based line of the key at dotted `path` in block-style YAML, when it is there.
+pub fn line_of(text: &str, path: &str) -> Option<usize> {
+    (1..=text.lines().count()).find(|&line| key_path(text, line).as_deref() == Some(path))
 }
 
 /// Sets `path` in a JSON document, creating objects on the way (a `null` becomes one).
@@ -257,7 +345,7 @@ fn set_path(doc: &mut Value, path: &str, value: Value) {
 }
 
 /// Parses `--set` values as YAML scalars or flow collections: `0.9`, `true`, `[a, b]`, `web`.
-pub fn parse_set(item: &str) -> Result<(String, Value), Error> {
+pub fn parse_set(item: &str) -> Result<Override, Error> {
     let (path, raw) = item
         .split_once('=')
         .ok_or_else(|| Error::Config(format!("invalid --set {item:?}: use path.to.key=value")))?;
@@ -265,12 +353,21 @@ pub fn parse_set(item: &str) -> Result<(String, Value), Error> {
     if path.is_empty() || path.split('.').any(str::is_empty) {
         return Err(Error::Config(format!("invalid --set {item:?}: empty key in the path")));
     }
-    let value = match raw.trim() {
+    Ok(Override {
+        path: path.to_string(),
+        value: scalar(raw),
+        from: format!("--set {item}"),
+    })
+}
+
+/// A value as `--set` and the flags give it: a YAML scalar or flow collection (`0.9`, `true`,
+/// `[a, b]`, `web`), or the string itself.
+pub fn scalar(raw: &str) -> Value {
+    match raw.trim() {
         "" => Value::String(String::new()),
         "null" | "~" => Value::Null,
         s => serde_saphyr::from_str::<Value>(s).unwrap_or_else(|_| Value::String(s.into())),
-    };
-    Ok((path.to_string(), value))
+    }
 }
 
 /// The dotted path of the mapping key on 1-based `line` of block-style YAML, from the

@@ -1,22 +1,23 @@
-//! One run of the pipeline: discover -> collect -> summarize -> recommend -> emit, for the
-//! `recommend` and `snapshot` commands.
+//! The one run of the program: discover -> collect -> summarize -> recommend -> emit. `recommend`
+//! calls it once, `agent` on its schedule, `snapshot` stops after collect. Filters and windows
+//! apply here, in one place, to every input: the live API, kube-state-metrics and snapshots.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
 use crate::Error;
-use crate::collect::filter::{Filter, Skipped};
-use crate::collect::history::{self, Window};
-use crate::collect::ksm;
+use crate::collect::filter::Filter;
+use crate::collect::history;
 use crate::collect::kube::{self as kubeapi, KubeTarget};
-use crate::collect::metrics_api::{self, CurrentUsageMap};
+use crate::collect::metrics_api;
 use crate::collect::objects::Discovered;
 use crate::collect::prometheus::{PromClient, PromConfig};
 use crate::collect::snapshot::Snapshot;
+use crate::collect::{ksm, ksm_labels};
 use crate::emit::{self, progress::Progress};
-use crate::model::{UsageSet, Workload, WorkloadKey};
-use crate::recommend::{self, Policy};
-use crate::settings::Input;
+use crate::model::{CurrentUsageMap, Skipped, UsageSet, Window, Workload, WorkloadKey};
+use crate::recommend;
+use crate::settings::{Input, RunSettings};
 
 /// Workloads and their usage, from wherever the input says, with what discovery found
 /// besides: active VPAs, usage now from metrics.k8s.io, workloads skipped on purpose and the
@@ -37,8 +38,64 @@ pub struct Collected {
     pub no_api: Option<String>,
 }
 
-pub async fn collect(input: &Input) -> Result<Collected, Error> {
-    collect_with_progress(input, &Progress::new(false)).await
+/// Collects what `settings` selects, filtered: the workloads, their usage and what
+/// discovery found besides.
+pub async fn collect(settings: &RunSettings, progress: &Progress) -> Result<Collected, Error> {
+    let now = chrono::Utc::now().timestamp();
+    let mut c = match &settings.input {
+        Input::Snapshot(path) => {
+            let s = Snapshot::read(path)?;
+            let held = Window {
+                end: s.usage.end,
+                length: s.usage.end - s.usage.start,
+                step: s.usage.step,
+            };
+            settings.window.check_snapshot(&held, path)?;
+            Collected {
+                source: s.source,
+                workloads: s.workloads,
+                usage: s.usage,
+                vpa: s.vpa,
+                current_usage: s.current_usage,
+                skipped: s.skipped,
+                warnings: Vec::new(),
+                client: None,
+                no_api: Some("the input is a snapshot".into()),
+            }
+        }
+        Input::Live { kube, .. } => {
+            let prometheus = settings
+                .input
+                .prometheus()?
+                .expect("a live input has prometheus settings");
+            let window = settings.window.at(now);
+            collect_live(&prometheus, kube.as_ref(), &settings.filter, &window, progress).await?
+        }
+    };
+    apply_filter(&mut c, &settings.filter);
+    Ok(c)
+}
+
+/// The filter, applied once to whatever the input found: workloads, the usage kept for them
+/// (a snapshot written from a filtered run holds only what it shows), and what was skipped.
+fn apply_filter(c: &mut Collected, filter: &Filter) {
+    let workloads = std::mem::take(&mut c.workloads);
+    let (kept, skipped) = filter.apply(workloads);
+    c.skipped
+        .retain(|s| filter.namespace_allowed(&s.key.namespace) && filter.kind_allowed(s.key.kind));
+    c.skipped.extend(skipped);
+    c.skipped.sort_by(|a, b| a.key.cmp(&b.key));
+    c.skipped.dedup_by(|a, b| a.key == b.key);
+    for w in filter.unmatched(&kept, &c.skipped) {
+        tracing::warn!("{w}");
+        c.warnings.push(w);
+    }
+    let keys: std::collections::BTreeSet<&WorkloadKey> = kept.iter().map(|w| &w.key).collect();
+    c.usage.containers.retain(|k, _| keys.contains(&k.workload));
+    c.usage.workloads.retain(|k, _| keys.contains(k));
+    c.current_usage.retain(|k, _| keys.contains(&k.workload));
+    c.vpa.retain(|k, _| keys.contains(k));
+    c.workloads = kept;
 }
 
 /// Awaits `work`, redrawing the progress line from `label` meanwhile.
@@ -53,32 +110,6 @@ async fn ticking<F: Future>(work: F, progress: &Progress, label: impl Fn() -> St
             out = &mut work => return out,
             _ = tick.tick() => progress.stage(&label()),
         }
-    }
-}
-
-/// As [`collect`], with a progress line.
-pub async fn collect_with_progress(input: &Input, progress: &Progress) -> Result<Collected, Error> {
-    match input {
-        Input::Snapshot(path) => {
-            let s = Snapshot::read(path)?;
-            Ok(Collected {
-                source: s.source,
-                workloads: s.workloads,
-                usage: s.usage,
-                vpa: s.vpa,
-                current_usage: s.current_usage,
-                skipped: s.skipped,
-                warnings: Vec::new(),
-                client: None,
-                no_api: Some("the input is a snapshot".into()),
-            })
-        }
-        Input::Live {
-            prometheus,
-            kube,
-            filter,
-            window,
-        } => collect_live(prometheus, kube.as_ref(), filter, window, progress).await,
     }
 }
 
@@ -136,10 +167,18 @@ async fn collect_live(
                 (discovered, usage?, current, warnings)
             }
             None => {
-                let (discovered, owners): (Discovered, _) = futures::try_join!(
+                let (mut discovered, owners): (Discovered, _) = futures::try_join!(
                     async { ksm::discover(&prom, window, filter).await.map_err(Error::from) },
                     async { history::fetch_owners(&prom, window).await.map_err(Error::from) },
                 )?;
+                // Without the API the labels come from kube-state-metrics, or the selector
+                // is refused: never ignored.
+                if let Some(selector) = &filter.selector {
+                    let labels = ksm_labels::fetch(&prom, window, selector).await?;
+                    for w in &mut discovered.workloads {
+                        w.labels = labels.get(&w.key).cloned().unwrap_or_default();
+                    }
+                }
                 let usage = history::fetch_usage(&prom, window, &owners).await?;
                 (discovered, usage, CurrentUsageMap::new(), Vec::new())
             }
@@ -191,8 +230,9 @@ async fn collect_live(
     })
 }
 
-pub async fn snapshot(input: &Input, path: &std::path::Path) -> Result<(), Error> {
-    let c = collect(input).await?;
+/// `snapshot`: collect (filtered) and write the snapshot file.
+pub async fn snapshot(settings: &RunSettings, path: &std::path::Path) -> Result<(), Error> {
+    let c = collect(settings, &Progress::new(false)).await?;
     let mut snapshot = Snapshot::new(c.source, c.workloads, c.usage);
     snapshot.vpa = c.vpa;
     snapshot.current_usage = c.current_usage;
@@ -203,36 +243,20 @@ pub async fn snapshot(input: &Input, path: &std::path::Path) -> Result<(), Error
 
 pub use crate::emit::{Outputs, RunOutcome};
 
-/// One full run: collect, recommend with the default policy, then every output `outputs`
-/// selects. Output failures do not stop the other outputs: they are in
-/// [`RunOutcome::errors`]. Collection failures, and `annotate` or `apply` without the
-/// Kubernetes API, are the `Err` (nothing is emitted then).
-pub async fn run(input: &Input, outputs: &Outputs) -> Result<RunOutcome, Error> {
-    run_with_policy(input, &Policy::default(), outputs).await
-}
-
-/// As [`run`], with the given policy.
-pub async fn run_with_policy(input: &Input, policy: &Policy, outputs: &Outputs) -> Result<RunOutcome, Error> {
+/// One full run: collect, recommend with the settings' policy, then every output the
+/// settings select. Output failures do not stop the other outputs: they are in
+/// [`RunOutcome::errors`]. Collection failures, and an output that needs the Kubernetes API
+/// in a run that has none, are the `Err` (nothing is emitted then).
+pub async fn run(settings: &RunSettings) -> Result<RunOutcome, Error> {
     let started = std::time::Instant::now();
-    let needs_api = match (outputs.annotate, outputs.apply) {
-        (_, true) => Some("--apply"),
-        (true, false) => Some("--annotate"),
-        _ => None,
-    };
-    if let (Some(what), Input::Snapshot(_)) = (needs_api, input) {
-        return Err(emit::Error::NeedsApi {
-            what,
-            why: "the input is a snapshot".into(),
-        }
-        .into());
-    }
+    let outputs = &settings.outputs;
     let progress = Progress::new(outputs.progress);
-    let collected = collect_with_progress(input, &progress).await?;
-    if let (Some(what), Some(why)) = (needs_api, &collected.no_api) {
+    let collected = collect(settings, &progress).await?;
+    if let (Some(what), Some(why)) = (outputs.needs_api(), &collected.no_api) {
         return Err(emit::Error::NeedsApi { what, why: why.clone() }.into());
     }
     progress.stage("recommending…");
-    let mut report = recommend::recommend(&collected.workloads, &collected.usage, policy);
+    let mut report = recommend::recommend(&collected.workloads, &collected.usage, &settings.policy);
     // The run's warnings first, then the recommendation's.
     report.warnings.splice(0..0, collected.warnings.iter().cloned());
     let ctx = emit::Context {
