@@ -14,6 +14,7 @@ mod history;
 mod one_path;
 mod outputs;
 mod recommend_truth;
+mod secrets;
 mod slice;
 mod snapshot_cmd;
 mod support;
