@@ -5,7 +5,6 @@
 
 use std::path::Path;
 
-use crate::slice::rightsizer;
 use crate::support::fake_api::FakeApi;
 use crate::support::servers::{DEMO_DAYS, DEMO_END, Prometheus, Pushgateway, demo_history};
 
