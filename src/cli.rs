@@ -34,8 +34,6 @@ pub enum Command {
     Recommend(RecommendArgs),
     /// Capture discovery and usage into an offline snapshot file.
     Snapshot(SnapshotArgs),
-    /// Generate synthetic cluster history (for demos, tests and benchmarks).
-    Generate(GenerateArgs),
     /// Run in the cluster: recommend, then annotate, push metrics, write patches and a report ConfigMap.
     Agent(crate::agent::AgentArgs),
 }
@@ -259,40 +257,4 @@ pub enum KindArg {
     /// Pods with no controller.
     #[value(name = "Pod")]
     Pod,
-}
-
-#[derive(Debug, Args)]
-pub struct GenerateArgs {
-    #[command(subcommand)]
-    pub what: GenerateWhat,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum GenerateWhat {
-    /// The bundled demo snapshot (demo/cluster.snapshot.json.gz), from the synthetic demo cluster.
-    DemoSnapshot {
-        #[arg(long, short = 'o')]
-        output: PathBuf,
-    },
-    /// OpenMetrics history for `promtool tsdb create-blocks-from openmetrics`, plus the
-    /// matching Kubernetes objects as a JSON list.
-    History {
-        /// Number of workloads (0 = the small demo cluster).
-        #[arg(long, default_value_t = 0)]
-        workloads: usize,
-        /// Days of history.
-        #[arg(long, default_value_t = 14)]
-        days: i64,
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// Last sample time, unix seconds (default: now).
-        #[arg(long)]
-        end: Option<i64>,
-        /// OpenMetrics output file.
-        #[arg(long, short = 'o')]
-        output: PathBuf,
-        /// Write the Kubernetes objects (a v1 List) here.
-        #[arg(long)]
-        objects: Option<PathBuf>,
-    },
 }

@@ -2,7 +2,8 @@
 //!
 //! The pipeline, one module per stage: `collect` (Kubernetes API, Prometheus, snapshots) ->
 //! `model` (pure data) -> `recommend` (pure maths) -> `emit` (reports and side effects).
-//! `synth` generates realistic cluster history for the demo, the tests and the benchmarks.
+//! The history generator behind the demo, the tests and the benchmarks is the development
+//! crate `crates/synth` (`rightsizer-synth`), not part of this one.
 
 pub mod agent;
 pub mod atomic;
@@ -10,13 +11,11 @@ pub mod cli;
 pub mod collect;
 pub mod config;
 pub mod emit;
-pub mod generate;
 pub mod model;
 pub mod pipeline;
 pub mod recommend;
 pub mod schedule;
 pub mod settings;
-pub mod synth;
 
 use thiserror::Error;
 

@@ -14,7 +14,7 @@ const OK: u8 = 0;
 const ERROR: u8 = 2;
 /// `recommend --check` found changes to recommend (for CI).
 const CHANGES_RECOMMENDED: u8 = 3;
-use rightsizer::{generate, pipeline};
+use rightsizer::pipeline;
 
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
@@ -41,7 +41,6 @@ async fn run(cli: Cli) -> rightsizer::Result<u8> {
             pipeline::snapshot(&input, &args.output).await?;
             tracing::info!(path = %args.output.display(), "snapshot written");
         }
-        Command::Generate(args) => generate::run(args.what)?,
         Command::Agent(args) => match rightsizer::agent::run(args).await? {
             0 => {}
             code => std::process::exit(code.into()),
