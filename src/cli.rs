@@ -34,6 +34,8 @@ pub enum Command {
     Recommend(RecommendArgs),
     /// Capture discovery and usage into an offline snapshot file.
     Snapshot(SnapshotArgs),
+    /// Score the recommendations on held-out history, beside today's values, KRR and the VPA.
+    Backtest(crate::backtest::BacktestArgs),
     /// Run in the cluster: recommend, then annotate, push metrics, write patches and a report ConfigMap.
     Agent(crate::agent::AgentArgs),
 }

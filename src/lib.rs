@@ -7,6 +7,7 @@
 
 pub mod agent;
 pub mod atomic;
+pub mod backtest;
 pub mod cli;
 pub mod collect;
 pub mod config;

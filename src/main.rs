@@ -41,6 +41,7 @@ async fn run(cli: Cli) -> rightsizer::Result<u8> {
             pipeline::snapshot(&input, &args.output).await?;
             tracing::info!(path = %args.output.display(), "snapshot written");
         }
+        Command::Backtest(args) => rightsizer::backtest::run(&args).await?,
         Command::Agent(args) => match rightsizer::agent::run(args).await? {
             0 => {}
             code => std::process::exit(code.into()),
