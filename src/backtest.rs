@@ -122,9 +122,6 @@ pub async fn run(args: &BacktestArgs) -> Result<(), Error> {
     let result = backtest(&input, &prometheus, training, holdout, &policy, &progress).await;
     progress.clear();
     let report = result?;
-    for w in &report.warnings {
-        eprintln!("warning: {w}");
-    }
     let text = match args.format {
         BacktestFormat::Table => render::table(&report),
         BacktestFormat::Markdown => render::markdown(&report),
@@ -188,7 +185,11 @@ pub async fn backtest(
     let data_end = points().filter_map(|p| p.cpu.last().map(|x| x.0)).max();
     let mut warnings = collected.warnings.clone();
     warnings.extend(prom.warnings());
-    warnings.extend(coverage(start, as_of, end, step, data_start, data_end)?);
+    // The collection and the Prometheus client logged theirs when they happened.
+    for w in coverage(start, as_of, end, step, data_start, data_end)? {
+        tracing::warn!("{w}");
+        warnings.push(w);
+    }
     progress.stage("recommending and scoring…");
     let report = recommend::recommend(&collected.workloads, &collected.usage, policy);
     let evaluation = evaluate(&collected.workloads, &report, &histories, step, as_of);

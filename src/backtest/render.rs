@@ -40,8 +40,11 @@ fn optional(v: Option<f64>, format: fn(f64) -> String) -> String {
     v.map_or_else(|| "-".into(), format)
 }
 
-/// Title lines, then `(heading, rows)` sections: the totals, then one per container.
-fn sections(b: &Backtest) -> (Vec<String>, Vec<(String, Vec<Vec<String>>)>) {
+/// A heading and its rows of cells.
+type Section = (String, Vec<Vec<String>>);
+
+/// Title lines, then the sections: the totals, then one per container.
+fn sections(b: &Backtest) -> (Vec<String>, Vec<Section>) {
     let mut title = vec![format!(
         "backtest of {}: trained on {} .. {}, scored on {} .. {} (step {} s)",
         b.source,
@@ -58,7 +61,7 @@ fn sections(b: &Backtest) -> (Vec<String>, Vec<(String, Vec<Vec<String>>)>) {
         .evaluation
         .totals
         .iter()
-        .map(|(m, s)| cells(m, s, String::new(), String::new()))
+        .map(|t| cells(t.method, &t.score, String::new(), String::new()))
         .collect();
     let mut out = vec![("all containers".to_string(), totals)];
     for c in &b.evaluation.containers {

@@ -145,8 +145,16 @@ pub struct ContainerResult {
 #[serde(rename_all = "camelCase")]
 pub struct Evaluation {
     pub containers: Vec<ContainerResult>,
-    /// `(method, total)` per [`METHODS`].
-    pub totals: Vec<(&'static str, Score)>,
+    /// One per [`METHODS`], in that order.
+    pub totals: Vec<Total>,
+}
+
+/// A method's score over every container.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Total {
+    pub method: &'static str,
+    pub score: Score,
 }
 
 /// Scores every container of `workloads` with each method: rightsizer's values from
@@ -218,7 +226,11 @@ pub fn evaluate(
     }
     Evaluation {
         containers,
-        totals: METHODS.iter().copied().zip(totals).collect(),
+        totals: METHODS
+            .iter()
+            .zip(totals)
+            .map(|(&method, score)| Total { method, score })
+            .collect(),
     }
 }
 
@@ -381,6 +393,6 @@ mod tests {
         let gone = &e.containers[1];
         assert!(gone.candidates.is_empty() && gone.notes[0].contains("no usage in the held-out window"));
         assert_eq!(e.totals.len(), METHODS.len());
-        assert!(e.totals.iter().all(|(_, s)| s.cpu_intervals == 2));
+        assert!(e.totals.iter().all(|t| t.score.cpu_intervals == 2));
     }
 }

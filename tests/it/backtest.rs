@@ -59,7 +59,7 @@ async fn backtest_scores_every_method_on_the_held_out_day() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|t| t[0].as_str().unwrap())
+        .map(|t| t["method"].as_str().unwrap())
         .collect();
     assert_eq!(methods, ["rightsizer", "current", "krr-simple", "vpa"]);
     // Every method is scored on the same held-out points: a day of 5-minute steps per pod.
@@ -67,7 +67,7 @@ async fn backtest_scores_every_method_on_the_held_out_day() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|t| t[1]["cpuIntervals"].as_u64().unwrap())
+        .map(|t| t["score"]["cpuIntervals"].as_u64().unwrap())
         .collect();
     assert!(
         intervals[0] > 0 && intervals.iter().all(|&n| n == intervals[0]),
