@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use rightsizer::synth::{self, Cluster, ClusterSpec, DAY};
+use rightsizer_synth::{self as synth, Cluster, ClusterSpec, DAY};
 use serde_json::Value;
 
 use fake_api::FakeApi;

@@ -38,8 +38,8 @@ pub enum Command {
     Recommend(RecommendArgs),
     /// Capture discovery and usage into an offline snapshot file.
     Snapshot(SnapshotArgs),
-    /// Generate synthetic cluster history (for demos, tests and benchmarks).
-    Generate(GenerateArgs),
+    /// Score the recommendations on held-out history, beside today's values, KRR and the VPA.
+    Backtest(crate::backtest::BacktestArgs),
     /// The same run as `recommend`, for the cluster: once (a CronJob) or on a cron schedule
     /// (`--schedule`), finishing or abandoning a run cleanly on SIGTERM.
     Agent(AgentArgs),
@@ -361,40 +361,4 @@ pub struct OutputArgs {
     /// error).
     #[arg(long, env = "RIGHTSIZER_CHECK", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub check: Option<bool>,
-}
-
-#[derive(Debug, Args)]
-pub struct GenerateArgs {
-    #[command(subcommand)]
-    pub what: GenerateWhat,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum GenerateWhat {
-    /// The bundled demo snapshot (demo/cluster.snapshot.json.gz), from the synthetic demo cluster.
-    DemoSnapshot {
-        #[arg(long, short = 'o')]
-        output: PathBuf,
-    },
-    /// OpenMetrics history for `promtool tsdb create-blocks-from openmetrics`, plus the
-    /// matching Kubernetes objects as a JSON list.
-    History {
-        /// Number of workloads (0 = the small demo cluster).
-        #[arg(long, default_value_t = 0)]
-        workloads: usize,
-        /// Days of history.
-        #[arg(long, default_value_t = 14)]
-        days: i64,
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// Last sample time, unix seconds (default: now).
-        #[arg(long)]
-        end: Option<i64>,
-        /// OpenMetrics output file.
-        #[arg(long, short = 'o')]
-        output: PathBuf,
-        /// Write the Kubernetes objects (a v1 List) here.
-        #[arg(long)]
-        objects: Option<PathBuf>,
-    },
 }

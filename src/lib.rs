@@ -3,22 +3,22 @@
 //! The pipeline, one module per stage: `collect` (Kubernetes API, Prometheus, snapshots) ->
 //! `model` (pure data) -> `recommend` (pure maths) -> `emit` (reports and side effects).
 //! Around it: `cli` (flags) -> `settings` (one typed model, every layer) -> `run` (the one
-//! run) <- `agent` (schedule and signals). `synth` generates realistic cluster history for the
-//! demo, the tests and the benchmarks.
+//! run) <- `agent` (schedule and signals). The history generator behind the demo, the tests
+//! and the benchmarks is the development crate `crates/synth` (`rightsizer-synth`), not part
+//! of this one.
 
 pub mod agent;
 pub mod atomic;
+pub mod backtest;
 pub mod cli;
 pub mod collect;
 pub mod emit;
-pub mod generate;
 pub mod model;
 pub mod rbac;
 pub mod recommend;
 pub mod run;
 pub mod schedule;
 pub mod settings;
-pub mod synth;
 
 use thiserror::Error;
 

@@ -8,8 +8,8 @@ use std::process::ExitCode;
 use clap::{CommandFactory, FromArgMatches};
 use rightsizer::cli::{Cli, Command, LogFormat};
 use rightsizer::emit::outputs::{EXIT_ERROR, EXIT_OK};
+use rightsizer::run;
 use rightsizer::settings::{RunSettings, Sources};
-use rightsizer::{generate, run};
 
 /// Logs go to stderr, in colour only when stderr is a terminal that wants it and the user did
 /// not say `--no-color` (or `NO_COLOR`).
@@ -48,8 +48,9 @@ async fn main_run(cli: Cli, matches: &clap::ArgMatches) -> rightsizer::Result<u8
             tracing::info!(path = %args.output.display(), "snapshot written");
             Ok(EXIT_OK)
         }
-        Command::Generate(args) => {
-            generate::run(args.what)?;
+        Command::Backtest(args) => {
+            let settings = RunSettings::backtest(&args, &sources)?;
+            rightsizer::backtest::run(&args, &settings).await?;
             Ok(EXIT_OK)
         }
     }

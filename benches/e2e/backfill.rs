@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use rightsizer::synth::{Cluster, DAY, HOUR};
+use rightsizer_synth::{Cluster, DAY, HOUR};
 use serde_json::{Value, json};
 
 /// OpenMetrics bytes per workload per day at a 60 s scrape step, measured on
@@ -27,16 +27,16 @@ const CHUNK_BYTES: f64 = 5.0e9;
 
 /// The generator's source, hashed into the cache key.
 const GENERATOR: &[&str] = &[
-    include_str!("../../src/synth/mod.rs"),
-    include_str!("../../src/synth/events.rs"),
-    include_str!("../../src/synth/ksm.rs"),
-    include_str!("../../src/synth/objects.rs"),
-    include_str!("../../src/synth/openmetrics.rs"),
-    include_str!("../../src/synth/patterns.rs"),
-    include_str!("../../src/synth/plan.rs"),
-    include_str!("../../src/synth/rng.rs"),
-    include_str!("../../src/synth/spec.rs"),
-    include_str!("../../src/synth/truth.rs"),
+    include_str!("../../crates/synth/src/lib.rs"),
+    include_str!("../../crates/synth/src/events.rs"),
+    include_str!("../../crates/synth/src/ksm.rs"),
+    include_str!("../../crates/synth/src/objects.rs"),
+    include_str!("../../crates/synth/src/openmetrics.rs"),
+    include_str!("../../crates/synth/src/patterns.rs"),
+    include_str!("../../crates/synth/src/plan.rs"),
+    include_str!("../../crates/synth/src/rng.rs"),
+    include_str!("../../crates/synth/src/spec.rs"),
+    include_str!("../../crates/synth/src/truth.rs"),
 ];
 
 pub fn fnv(bytes: &[u8], mut hash: u64) -> u64 {

@@ -6,10 +6,12 @@
 //! unit in the `Report` (report.rs), which is the JSON output.
 
 mod annotations;
+pub mod backtest;
 mod confidence;
 mod explain;
 mod hpa;
 mod policy;
+pub mod reference;
 mod report;
 mod savings;
 mod strategy;

@@ -148,6 +148,8 @@ pub enum Purpose {
     Agent,
     /// Input only: the outputs and the policy of a config file do not apply.
     Snapshot,
+    /// Input and policy: `backtest` writes its own report.
+    Backtest,
 }
 
 /// Where each key's value came from: the last override that set it, else the config file's
@@ -202,6 +204,13 @@ impl RunSettings {
         RunSettings::build(&args.run.config, overrides, Purpose::Agent)
     }
 
+    pub fn backtest(args: &crate::backtest::BacktestArgs, sources: &Sources) -> Result<RunSettings, Error> {
+        let mut overrides = input_overrides(&args.input, sources)?;
+        overrides.extend(flags::policy(&args.policy, sources));
+        overrides.extend(flags::set(&args.config)?);
+        RunSettings::build(&args.config, overrides, Purpose::Backtest)
+    }
+
     pub fn snapshot(args: &SnapshotArgs, sources: &Sources) -> Result<RunSettings, Error> {
         let mut overrides = input_overrides(&args.input, sources)?;
         overrides.extend(flags::set(&args.config)?);
@@ -233,7 +242,7 @@ impl RunSettings {
             crate::cli::Command::Recommend(a) => RunSettings::recommend(a, &sources),
             crate::cli::Command::Agent(a) => RunSettings::agent(a, &sources),
             crate::cli::Command::Snapshot(a) => RunSettings::snapshot(a, &sources),
-            crate::cli::Command::Generate(_) => Err(Error::Config("generate has no run settings".into())),
+            crate::cli::Command::Backtest(a) => RunSettings::backtest(a, &sources),
         }
     }
 
@@ -257,17 +266,8 @@ impl RunSettings {
         let filter = filter(c, o)?;
         let (policy, outputs, check) = match purpose {
             Purpose::Snapshot => (Policy::default(), Outputs::none(), false),
-            _ => {
-                if let Err(e) = c.policy.validate() {
-                    let key = format!("policy.{}", e.field);
-                    return Err(Error::Config(format!(
-                        "invalid {key} (from {}): {}",
-                        o.of(&key),
-                        e.problem
-                    )));
-                }
-                (c.policy.clone(), outputs(c, o, &input)?, c.outputs.check)
-            }
+            Purpose::Backtest => (validated_policy(c, o)?, Outputs::none(), false),
+            _ => (validated_policy(c, o)?, outputs(c, o, &input)?, c.outputs.check),
         };
         let schedule = match (&c.schedule, purpose) {
             (Some(s), Purpose::Agent) => Some(s.parse::<Schedule>().map_err(|e| o.bad("schedule", s, e.reason))?),
@@ -284,6 +284,19 @@ impl RunSettings {
             redacted: c.redacted(),
         })
     }
+}
+
+/// The policy, range-checked; an error names the key and the layer it came from.
+fn validated_policy(c: &Config, o: &Origins) -> Result<Policy, Error> {
+    if let Err(e) = c.policy.validate() {
+        let key = format!("policy.{}", e.field);
+        return Err(Error::Config(format!(
+            "invalid {key} (from {}): {}",
+            o.of(&key),
+            e.problem
+        )));
+    }
+    Ok(c.policy.clone())
 }
 
 fn sources_from(sources: &Sources, id: &str) -> String {

@@ -7,7 +7,7 @@ const SNAPSHOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/demo/cluster.snapsh
 
 #[test]
 fn bundled_demo_snapshot_is_up_to_date() {
-    let fresh = rightsizer::generate::demo_snapshot();
+    let fresh = rightsizer_synth::export::demo_snapshot();
     let checked_in = std::fs::read(SNAPSHOT).unwrap_or_default();
     if fresh.to_bytes() != checked_in {
         let old = rightsizer::collect::snapshot::Snapshot::from_bytes(&checked_in, SNAPSHOT).ok();
@@ -23,7 +23,7 @@ fn bundled_demo_snapshot_is_up_to_date() {
         };
         panic!(
             "demo/cluster.snapshot.json.gz is out of date ({differs}).\n\
-             Regenerate it with: cargo run -- generate demo-snapshot -o demo/cluster.snapshot.json.gz"
+             Regenerate it with: cargo run -p rightsizer-synth -- demo-snapshot -o demo/cluster.snapshot.json.gz"
         );
     }
 }

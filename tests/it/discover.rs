@@ -14,7 +14,7 @@ use rightsizer::collect::objects::Discovered;
 use rightsizer::collect::prometheus::{PromClient, PromConfig};
 use rightsizer::collect::{Error, ksm, metrics_api, objects};
 use rightsizer::model::{ContainerKey, ContainerRole, WorkloadKey, WorkloadKind};
-use rightsizer::synth::{Cluster, ClusterSpec};
+use rightsizer_synth::{Cluster, ClusterSpec};
 use serde_json::json;
 
 use crate::slice::rightsizer;
@@ -97,7 +97,7 @@ async fn every_kind_with_owners_hpas_and_declared_calls() {
     api.insert(pod("shop", "debug", None));
 
     let d = discover(&api, &Filter::default()).await.unwrap();
-    let (mut expected, _) = objects::workloads(&rightsizer::generate::objects_of(cluster));
+    let (mut expected, _) = objects::workloads(&rightsizer_synth::export::objects_of(cluster));
     let debug = key("shop", WorkloadKind::Pod, "debug");
     let found = d
         .workloads
@@ -296,7 +296,7 @@ async fn filters_namespaces_selector_kinds_and_the_ignore_annotation() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pages_of_two_list_everything_once() {
-    let cluster = rightsizer::synth::generate(ClusterSpec::generated(60, 7, DEMO_END, 86_400));
+    let cluster = rightsizer_synth::generate(ClusterSpec::generated(60, 7, DEMO_END, 86_400));
     let api = FakeApi::start().await;
     api.load(&cluster);
     let whole = discover(&api, &Filter::default()).await.unwrap();

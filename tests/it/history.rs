@@ -10,7 +10,7 @@ use rightsizer::collect::Error;
 use rightsizer::collect::history::{self, Window};
 use rightsizer::collect::prometheus::{PromClient, PromConfig};
 use rightsizer::model::{SKETCH_ALPHA, UsageSet, WorkloadKind};
-use rightsizer::synth::{Cluster, ClusterSpec, DAY, generate};
+use rightsizer_synth::{Cluster, ClusterSpec, DAY, generate};
 
 use crate::support::proxy::{Fault, Proxy};
 use crate::support::servers::{DEMO_DAYS, DEMO_END, Prometheus, backfilled_openmetrics, backfilled_tsdb, demo_history};

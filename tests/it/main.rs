@@ -2,6 +2,7 @@
 //! binary against a real Prometheus and Pushgateway and the fake Kubernetes API server.
 
 mod agent;
+mod backtest;
 mod dashboard;
 mod demo;
 mod deploy;

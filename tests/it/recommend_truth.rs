@@ -1,5 +1,5 @@
 //! The default strategy against ground truth: the demo cluster's history (14 days, every
-//! pattern of `synth`), summarized as `rightsizer snapshot` would, recommended with the
+//! pattern of `rightsizer_synth`), summarized as `rightsizer snapshot` would, recommended with the
 //! default policy, and every value checked against what the raw samples say, within the
 //! documented error: the sketch's 1 % on CPU percentiles, the 5m / 1 MiB rounding steps,
 //! and the confidence margin the recommendation reports.
@@ -9,10 +9,10 @@
 //! from the ground truth, so the rules are checked either way.
 
 use rightsizer::collect::objects;
-use rightsizer::generate::objects_of;
 use rightsizer::model::{ContainerRole, SKETCH_ALPHA, WorkloadKind};
 use rightsizer::recommend::{Policy, QosClass, Report, Rules, recommend};
-use rightsizer::synth::{self, Cluster, ClusterSpec};
+use rightsizer_synth::export::objects_of;
+use rightsizer_synth::{self as synth, Cluster, ClusterSpec};
 
 const END: i64 = 1_793_491_200;
 const MIB: f64 = 1024.0 * 1024.0;

@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use rightsizer::synth::Cluster;
+use rightsizer_synth::Cluster;
 
 const INSTALL_HINT: &str = "run the README's test command `./scripts/test`, which installs them, or `apt-get install prometheus prometheus-pushgateway`";
 
@@ -289,7 +289,7 @@ impl<W: std::io::Write> std::io::Write for HashingWriter<W> {
 pub fn demo_history() -> &'static (Cluster, PathBuf) {
     static FIXTURE: OnceLock<(Cluster, PathBuf)> = OnceLock::new();
     FIXTURE.get_or_init(|| {
-        let cluster = rightsizer::synth::generate(rightsizer::synth::ClusterSpec::demo(DEMO_END, DEMO_DAYS * 86_400));
+        let cluster = rightsizer_synth::generate(rightsizer_synth::ClusterSpec::demo(DEMO_END, DEMO_DAYS * 86_400));
         let tsdb = backfilled_tsdb(&cluster);
         (cluster, tsdb)
     })

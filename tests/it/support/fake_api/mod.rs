@@ -418,7 +418,7 @@ current-context: fake
 
     /// Serves every object of a generated cluster: namespaces, workloads, their ReplicaSets,
     /// Jobs and pods, HPAs and the PodMetrics of metrics.k8s.io.
-    pub fn load(&self, cluster: &rightsizer::synth::Cluster) {
+    pub fn load(&self, cluster: &rightsizer_synth::Cluster) {
         let o = &cluster.objects;
         o.namespaces.iter().for_each(|x| self.insert(x.clone()));
         o.deployments.iter().for_each(|x| self.insert(x.clone()));

@@ -6,7 +6,7 @@
 
 use std::io::{self, Write};
 
-use crate::model::WorkloadKind;
+use rightsizer::model::WorkloadKind;
 
 use super::Cluster;
 use super::openmetrics::{KSM_INSTANCE, Out, node_name, pod_times};

@@ -3,7 +3,7 @@
 //! integration tests and the offline demo; `ClusterSpec::generated` mixes the same patterns
 //! at any size for benchmarks.
 
-use crate::model::WorkloadKind;
+use rightsizer::model::WorkloadKind;
 
 use super::rng::SplitMix;
 

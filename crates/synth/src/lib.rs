@@ -1,13 +1,18 @@
-//! Deterministic generator of realistic cluster history, used by the integration tests, the
-//! offline demo and the benchmarks. From a `ClusterSpec` and its seed it derives a life plan
-//! (ReplicaSets, Jobs, pods), usage patterns (daily and weekly cycles, bursts, leaks and OOM
+//! rightsizer-synth: the deterministic generator of realistic cluster history, used by the
+//! integration tests, the offline demo and the benchmarks. A development crate of the
+//! workspace: the `rightsizer` binary does not contain it.
+//!
+//! From a `ClusterSpec` and its seed it derives a life plan (ReplicaSets, Jobs, pods), usage
+//! patterns (daily and weekly cycles, bursts, leaks and OOM
 //! kills, HPA scaling, rollouts, hot replicas), and from those: cAdvisor and
 //! kube-state-metrics history as OpenMetrics text for `promtool tsdb create-blocks-from
 //! openmetrics`, the matching Kubernetes objects, the ground truth a test compares
 //! rightsizer's answers with, and the `UsageSet` of the offline demo snapshot. Nothing is
 //! random at run time: the same spec gives the same bytes on every run and platform.
+//! `export` writes the files of the `rightsizer-synth` binary (demo snapshot, history).
 
 mod events;
+pub mod export;
 mod ksm;
 mod objects;
 mod openmetrics;
@@ -56,7 +61,7 @@ pub fn generate(spec: ClusterSpec) -> Cluster {
 impl Cluster {
     /// Every pod that ever existed in the window, live or gone: (namespace, pod name, uid,
     /// workload key). Tests use it to check that history and objects agree.
-    pub fn all_pods(&self) -> Vec<(String, String, String, crate::model::WorkloadKey)> {
+    pub fn all_pods(&self) -> Vec<(String, String, String, rightsizer::model::WorkloadKey)> {
         self.spec
             .workloads
             .iter()

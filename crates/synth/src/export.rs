@@ -1,14 +1,15 @@
-//! `rightsizer generate`: synthetic history and objects from `synth`, for the demo snapshot,
-//! the tests and the benchmarks.
+//! What the `rightsizer-synth` binary writes: the bundled demo snapshot, and a generated
+//! cluster's history as OpenMetrics plus its Kubernetes objects as one JSON list. Tests and
+//! benchmarks call these directly.
 
 use std::io::{BufWriter, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use crate::Error;
-use crate::cli::GenerateWhat;
-use crate::collect::objects::{self, Objects};
-use crate::collect::snapshot::Snapshot;
-use crate::synth::{self, Cluster, ClusterSpec};
+use rightsizer::collect::objects::{self, Objects};
+use rightsizer::collect::snapshot::Snapshot;
+use thiserror::Error;
+
+use crate::{Cluster, ClusterSpec, WriteStats};
 
 /// End of the bundled demo history (2026-11-01T00:00:00Z): fixed, so the snapshot is
 /// reproducible byte for byte.
@@ -17,6 +18,19 @@ pub const DEMO_END: i64 = 1_793_491_200;
 pub const DEMO_DURATION: i64 = 14 * 86_400;
 /// Resolution of the demo's CPU distribution: the default `--step`.
 pub const DEMO_STEP: i64 = 300;
+
+/// A generated file that could not be written.
+#[derive(Debug, Error)]
+pub enum Error {
+    #[error("failed to write {}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Snapshot(#[from] rightsizer::collect::Error),
+}
 
 /// The workload kinds rightsizer reads, out of a generated cluster.
 pub fn objects_of(cluster: &Cluster) -> Objects {
@@ -34,63 +48,42 @@ pub fn objects_of(cluster: &Cluster) -> Objects {
 /// The bundled demo snapshot: the demo cluster's objects and the usage summary computed
 /// from its raw samples, exactly what `rightsizer snapshot` would have captured.
 pub fn demo_snapshot() -> Snapshot {
-    let cluster = synth::generate(ClusterSpec::demo(DEMO_END, DEMO_DURATION));
+    let cluster = crate::generate(ClusterSpec::demo(DEMO_END, DEMO_DURATION));
     let (workloads, warnings) = objects::workloads(&objects_of(&cluster));
     debug_assert!(warnings.is_empty(), "{warnings:?}");
     Snapshot::new(
-        "synthetic demo cluster (rightsizer generate demo-snapshot)",
+        "synthetic demo cluster (rightsizer-synth demo-snapshot)",
         workloads,
         cluster.usage(DEMO_STEP),
     )
 }
 
+/// Writes the demo snapshot to `path`.
+pub fn write_demo_snapshot(path: &Path) -> Result<(), Error> {
+    Ok(demo_snapshot().write(path)?)
+}
+
 fn write_err(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
     move |source| Error::Write {
-        path: path.display().to_string(),
+        path: path.to_path_buf(),
         source,
     }
 }
 
-pub fn run(what: GenerateWhat) -> Result<(), Error> {
-    match what {
-        GenerateWhat::DemoSnapshot { output } => demo_snapshot().write(&output)?,
-        GenerateWhat::History {
-            workloads,
-            days,
-            seed,
-            end,
-            output,
-            objects,
-        } => {
-            let end = end.unwrap_or_else(|| {
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_secs() as i64)
-                    .unwrap_or(0)
-            });
-            let duration = days * 86_400;
-            let spec = if workloads == 0 {
-                ClusterSpec::demo(end, duration)
-            } else {
-                ClusterSpec::generated(workloads, seed, end, duration)
-            };
-            let cluster = synth::generate(spec);
-            // Write beside the target and rename, so a killed run leaves no half file.
-            let tmp = output.with_extension("om.tmp");
-            let file = std::fs::File::create(&tmp).map_err(write_err(&tmp))?;
-            let mut w = BufWriter::with_capacity(1 << 20, file);
-            let stats = cluster.write_openmetrics(&mut w).map_err(write_err(&tmp))?;
-            w.flush().map_err(write_err(&tmp))?;
-            std::fs::rename(&tmp, &output).map_err(write_err(&output))?;
-            tracing::info!(series = stats.series, samples = stats.samples, bytes = stats.bytes, path = %output.display(), "history written");
-            if let Some(path) = objects {
-                let list = objects_list(&cluster);
-                let bytes = serde_json::to_vec_pretty(&list).expect("objects serialize");
-                crate::atomic::write(&path, &bytes).map_err(write_err(&path))?;
-            }
-        }
+/// Writes `cluster`'s history as OpenMetrics to `path` (beside it first and renamed, so a
+/// killed run leaves no half file), and its objects as a `v1` `List` to `objects` if given.
+pub fn write_history(cluster: &Cluster, path: &Path, objects: Option<&Path>) -> Result<WriteStats, Error> {
+    let tmp = path.with_extension("om.tmp");
+    let file = std::fs::File::create(&tmp).map_err(write_err(&tmp))?;
+    let mut w = BufWriter::with_capacity(1 << 20, file);
+    let stats = cluster.write_openmetrics(&mut w).map_err(write_err(&tmp))?;
+    w.flush().map_err(write_err(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(write_err(path))?;
+    if let Some(objects) = objects {
+        let bytes = serde_json::to_vec_pretty(&objects_list(cluster)).expect("objects serialize");
+        rightsizer::atomic::write(objects, &bytes).map_err(write_err(objects))?;
     }
-    Ok(())
+    Ok(stats)
 }
 
 /// Every generated object as one `v1` `List`, as `kubectl get -o json` prints it.

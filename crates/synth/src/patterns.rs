@@ -254,7 +254,7 @@ impl Iterator for ContainerSim<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::WorkloadKind;
+    use rightsizer::model::WorkloadKind;
 
     #[test]
     fn load_peaks_mid_day_and_drops_on_weekends() {

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::model::{ContainerUsage, WorkloadUsage};
+use rightsizer::model::{ContainerUsage, WorkloadUsage};
 
 use super::patterns::Sample;
 use super::plan::WorkloadPlan;
@@ -166,7 +166,7 @@ impl WorkloadSteps {
 /// sampled on the scrape grid).
 pub fn hpa_seconds(spec: &ClusterSpec, w: &WorkloadSpec, wp: &WorkloadPlan, f: &Frame) -> (i64, i64) {
     let Some(h) = &w.hpa else { return (0, 0) };
-    if w.kind != crate::model::WorkloadKind::Deployment {
+    if w.kind != rightsizer::model::WorkloadKind::Deployment {
         return (0, 0);
     }
     let first_sample = super::patterns::grid_at_or_after(spec.start().max(w.created), spec.end, spec.step);

@@ -14,7 +14,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use crate::model::{ContainerKey, ContainerUsage, Resources, Sketch, UsageSet, WorkloadKey};
+use rightsizer::model::{ContainerKey, ContainerUsage, Resources, Sketch, UsageSet, WorkloadKey};
 
 use super::Cluster;
 use super::events::{Frame, SeriesEvents, TruthWorkload, WorkloadSteps, hpa_seconds};

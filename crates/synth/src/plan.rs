@@ -3,7 +3,7 @@
 //! ground truth) is derived from this plan and the usage patterns, so the API side and the
 //! history always agree.
 
-use crate::model::WorkloadKind;
+use rightsizer::model::WorkloadKind;
 
 use super::patterns::Load;
 use super::rng::{hash_str, hash2, hash3, suffix, unit, uuid};

@@ -13,7 +13,7 @@ use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use serde_json::{Value, json};
 
-use crate::model::{WorkloadKind, format_cpu, format_memory};
+use rightsizer::model::{WorkloadKind, format_cpu, format_memory};
 
 use super::openmetrics::{cid, image, node_name};
 use super::patterns::Sample;

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::*;
-use crate::model::{ContainerKey, WorkloadKey, WorkloadKind};
+use rightsizer::model::{ContainerKey, WorkloadKey, WorkloadKind};
 
 /// A Monday noon, so the windows cross a weekend.
 const END: i64 = 1_717_416_000;
