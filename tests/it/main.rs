@@ -10,6 +10,7 @@ mod emit_cluster;
 mod emit_manifests;
 mod emit_patches;
 mod fake_api_tests;
+mod fixed_point;
 mod history;
 mod outputs;
 mod recommend_truth;

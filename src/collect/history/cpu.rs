@@ -83,6 +83,11 @@ impl CpuChunk {
         }
     }
 
+    /// The last evaluation time of the chunk.
+    fn last(&self) -> i64 {
+        self.first + (self.points as i64 - 1) * self.step
+    }
+
     pub(super) fn series_count(&self) -> usize {
         self.series.len()
     }
@@ -108,6 +113,16 @@ impl CpuChunk {
                     w.replicas.add(f64::from(replicas));
                 }
             }
+        }
+    }
+}
+
+impl CpuChunk {
+    /// A short-window rate of the series being read (remote read computes them from the same
+    /// raw samples as the 5-minute rates).
+    fn short_rate(&mut self, v: f64) {
+        if let Some((c, ..)) = self.current {
+            self.containers[c].1.observe_short_cpu(v);
         }
     }
 }
@@ -171,7 +186,7 @@ impl SeriesSink for CpuChunk {
             *taken |= bit;
         }
         let usage = &mut self.containers[c].1;
-        usage.cpu.add(v);
+        usage.observe_cpu(super::day_of(t), v);
         usage.saw(t);
         if in_chunk {
             let steps = &mut self.workloads[w].1;
@@ -217,6 +232,38 @@ pub(super) fn extrapolated_rate(samples: &[(i64, f64)], start_ms: i64, end_ms: i
     let mut factor = interval / sampled;
     factor /= (end_ms - start_ms) as f64 / 1000.0;
     Some(result * factor)
+}
+
+/// Width of the short-window CPU rate: 2 minutes, the shortest window that holds two samples
+/// at the common 60 s cAdvisor scrape interval (a 1-minute rate is empty there). Evaluated
+/// every minute, its peak is what a CPU limit must leave room for: 5-minute rates average a
+/// 30 s GC or start-up burst down to a tenth of its height.
+pub(super) const SHORT_RATE_SECONDS: i64 = 120;
+pub(super) const SHORT_RATE_STEP: i64 = 60;
+
+/// The highest `rate(counter[2m])` evaluated at the whole minutes in `(from, to]` (unix
+/// seconds), from a series' sorted raw samples (milliseconds): what the PromQL plan's
+/// `max_over_time(rate(...[2m])[window:1m])` computes, so both paths agree.
+pub(super) fn short_peak(samples: &[(i64, f64)], from: i64, to: i64) -> Option<f64> {
+    let mut peak: Option<f64> = None;
+    let first = (from.div_euclid(SHORT_RATE_STEP) + 1) * SHORT_RATE_STEP;
+    let (mut lo, mut hi) = (0, 0);
+    let mut t = first;
+    while t <= to {
+        let (end, start) = (t * 1000, (t - SHORT_RATE_SECONDS) * 1000);
+        while lo < samples.len() && samples[lo].0 < start {
+            lo += 1;
+        }
+        hi = hi.max(lo);
+        while hi < samples.len() && samples[hi].0 <= end {
+            hi += 1;
+        }
+        if let Some(r) = extrapolated_rate(&samples[lo..hi], start, end).filter(|r| r.is_finite() && *r >= 0.0) {
+            peak = Some(peak.map_or(r, |p: f64| p.max(r)));
+        }
+        t += SHORT_RATE_STEP;
+    }
+    peak
 }
 
 /// Remote read's raw counter samples, one series at a time, turned into the points
@@ -281,6 +328,9 @@ impl RawSink for RateSink {
             self.chunk.series(&labels);
             for &(t, r) in &self.rates {
                 self.chunk.sample(t, r);
+            }
+            if let Some(peak) = short_peak(s, self.chunk.first - self.chunk.step, self.chunk.last()) {
+                self.chunk.short_rate(peak);
             }
         }
     }
