@@ -352,3 +352,76 @@ async fn the_request_follows_a_level_shift_and_growth_on_held_out_history() {
     }
     assert_eq!(before["steady"], after["steady"]);
 }
+
+/// The new per-container history from the real Prometheus: per-day CPU sketches that pool to
+/// the window's sketch and match the generator's days, the limits in force at OOM kills and
+/// throttling (kube-state-metrics), and the 2-minute CPU peak, the same by remote read and by
+/// PromQL (its subquery).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_collector_fills_daily_cpu_limits_at_events_and_short_peaks() {
+    use rightsizer::collect::history::{self, Window};
+    use rightsizer::collect::prometheus::{PromClient, PromConfig};
+
+    use crate::support::servers::{DEMO_DAYS, DEMO_END, Prometheus, demo_history};
+
+    let (cluster, tsdb) = demo_history();
+    let server = Prometheus::start(Some(tsdb), &[]);
+    let window = Window {
+        end: DEMO_END,
+        length: DEMO_DAYS * 86_400,
+        step: 300,
+    };
+    let mut usages = Vec::new();
+    for remote_read in [true, false] {
+        let mut cfg = PromConfig::new(server.url.parse().unwrap());
+        cfg.remote_read = remote_read;
+        let prom = PromClient::new(&cfg).unwrap();
+        let owners = history::fetch_owners(&prom, &window).await.unwrap();
+        usages.push(history::fetch_usage(&prom, &window, &owners).await.unwrap());
+    }
+    let truth = cluster.usage(300);
+    let mut short = 0;
+    for (key, u) in &usages[0].containers {
+        let mut pooled = rightsizer::model::Sketch::new();
+        for day in u.cpu_days.values() {
+            pooled.merge(day);
+        }
+        assert_eq!(pooled, u.cpu, "{key}: the days pool to the window");
+        let p = &usages[1].containers[key];
+        assert_eq!(u.cpu_days, p.cpu_days, "{key}: remote read and PromQL days");
+        assert_eq!(
+            (u.oom_limit, u.throttled_limit),
+            (p.oom_limit, p.throttled_limit),
+            "{key}"
+        );
+        if let Some(t) = truth.containers.get(key) {
+            let days = |x: &rightsizer::model::ContainerUsage| -> Vec<(i64, u64)> {
+                x.cpu_days.iter().map(|(&d, s)| (d, s.count())).collect()
+            };
+            assert_eq!(days(u), days(t), "{key}: days and their point counts");
+            assert_eq!(u.oom_limit, t.oom_limit, "{key}: limit at the kills");
+            assert_eq!(u.throttled_limit, t.throttled_limit, "{key}: cpu limit");
+        }
+        match (u.cpu_short_peak, p.cpu_short_peak) {
+            (Some(a), Some(b)) => {
+                assert!((a - b).abs() <= 1e-9 * a.max(1.0), "{key}: 2-minute peak {a} vs {b}");
+                // Two minutes see at least what five minutes see, give or take the edges.
+                assert!(a >= u.cpu.max().unwrap() * 0.95, "{key}: {a} vs {:?}", u.cpu.max());
+                short += 1;
+            }
+            (a, b) => assert_eq!(a.is_some(), b.is_some(), "{key}"),
+        }
+    }
+    assert!(short >= 10, "{short} containers with a 2-minute peak");
+    let worker = usages[0]
+        .containers
+        .iter()
+        .find(|(k, _)| k.workload.name == "worker")
+        .unwrap()
+        .1;
+    assert_eq!(
+        worker.oom_limit,
+        Some(512.0 * MIB),
+        "the worker was killed at its 512 MiB limit"
+    );
+}
