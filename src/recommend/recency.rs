@@ -144,7 +144,8 @@ fn shift(days: &[(i64, f64)], logs: &[f64]) -> Option<Shift> {
         let Ok((_, p)) = mw else {
             continue;
         };
-        if !(p < SHIFT_P) {
+        // NaN (degenerate groups) is no evidence either.
+        if p.is_nan() || p >= SHIFT_P {
             continue;
         }
         let rss = rss_about_mean(before) + rss_about_mean(after);
@@ -251,7 +252,8 @@ mod tests {
     #[test]
     fn table_of_histories_and_what_they_show() {
         let weekly = |d: i64| if d % 7 >= 5 { 0.3 } else { 1.0 };
-        let cases: Vec<(&str, Vec<(i64, f64)>, &str)> = vec![
+        type Row = (&'static str, Vec<(i64, f64)>, &'static str);
+        let cases: Vec<Row> = vec![
             ("flat", levels(14, |_| 1.0), "none"),
             (
                 "doubled 3 days before the end",
