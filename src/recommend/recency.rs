@@ -285,6 +285,11 @@ mod tests {
             ),
             ("only 4 days", levels(4, |d| if d >= 2 { 2.0 } else { 1.0 }), "none"),
             ("idle", levels(14, |_| 0.0), "none"),
+            (
+                "NaN days",
+                levels(14, |d| if d % 4 == 0 { f64::NAN } else { 1.0 }),
+                "none",
+            ),
         ];
         for (name, days, want) in cases {
             let got = match detect(&days, 0.001) {
@@ -301,6 +306,21 @@ mod tests {
                 ),
                 _ => assert_eq!(got, want, "{name}"),
             }
+        }
+    }
+
+    #[test]
+    fn gaps_in_the_days_still_show_a_shift() {
+        // Days 3 and 12 missing (no points): the shift 3 days before the end is still found.
+        let days: Vec<(i64, f64)> = levels(15, |d| if d >= 12 { 2.0 } else { 1.0 })
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| *i != 3 && *i != 12)
+            .map(|(_, d)| d)
+            .collect();
+        match detect(&days, 0.001) {
+            Some(Change::Shift(s)) => assert_eq!((s.days, s.since), (2, days[days.len() - 2].0)),
+            other => panic!("{other:?}"),
         }
     }
 

@@ -236,3 +236,29 @@ fn annotations_read_fractions_and_warn_out_of_range() {
     let r = Case::test().annotated("rightsizer.dev/memory-buffer", "30%").app();
     assert_eq!(r.recommended.memory_request, Some(round_up(300.0 * MIB * 1.3, MIB)));
 }
+
+#[test]
+fn bad_history_gets_a_reason_never_a_silent_zero() {
+    // Deleted halfway: sized on the older history, and the report says so.
+    let r = Case::test().history_days(7.0).gone_for_days(7.0).app();
+    assert!(r.recommended.cpu_request.unwrap() > 0.0);
+    assert!(
+        r.notes
+            .iter()
+            .any(|n| n.contains("no usage since Oct 25 (7.0 d before the window's end)")),
+        "{:?}",
+        r.notes
+    );
+    // Still running: no such note.
+    assert!(!Case::test().app().notes.iter().any(|n| n.contains("no usage since")));
+    // Days missing from the middle (a scrape gap) and idle days: no change is made up.
+    let mut levels = vec![0.2; 14];
+    levels[5] = 0.0;
+    let r = Case::test().cpu_days(&levels).app();
+    assert!(r.reasons.cpu_request.unwrap().starts_with("p95 of "));
+    // No history at all: skipped with the reason, current values kept.
+    let unit = Case::test().container_without_usage("sidecar").run();
+    let r = &unit.containers[1];
+    assert_eq!(r.skip, Some(crate::recommend::Skip::NoHistory));
+    assert_eq!(r.recommended, r.current);
+}

@@ -42,6 +42,8 @@ pub struct UsageSpec {
     pub oom_limit: Option<f64>,
     pub throttled_limit: Option<f64>,
     pub cpu_short_peak: Option<f64>,
+    /// Seconds between the last sample and the window's end (0: still running).
+    pub gone_for: i64,
 }
 
 impl UsageSpec {
@@ -60,6 +62,7 @@ impl UsageSpec {
             oom_limit: None,
             throttled_limit: None,
             cpu_short_peak: None,
+            gone_for: 0,
         }
     }
 
@@ -88,8 +91,8 @@ impl UsageSpec {
         u.oom_limit = self.oom_limit;
         u.throttled_limit = self.throttled_limit;
         u.cpu_short_peak = self.cpu_short_peak;
-        u.saw(END - self.span);
-        u.saw(END);
+        u.saw(END - self.span - self.gone_for);
+        u.saw(END - self.gone_for);
         for (i, &p) in self.daily_peaks.iter().enumerate() {
             u.observe_daily_peak(END - (i as i64 + 1) * DAY, p);
         }
@@ -193,6 +196,12 @@ impl Case {
     /// The CPU limit (cores) the container was throttled against.
     pub fn throttled_at(mut self, cores: f64) -> Self {
         self.last().throttled_limit = Some(cores);
+        self
+    }
+
+    /// The container stopped reporting `days` before the window's end (deleted halfway).
+    pub fn gone_for_days(mut self, days: f64) -> Self {
+        self.last().gone_for = (days * DAY as f64) as i64;
         self
     }
 
