@@ -49,6 +49,7 @@ mod cpu;
 mod events;
 mod limits;
 mod owners;
+mod short_rate;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -305,9 +306,9 @@ async fn cpu(prom: &PromClient, w: &Window, owners: &Arc<Owners>, usage: &mut Us
         // one subquery for them (one pass at 1-minute steps, whatever the cluster size).
         let promql = format!(
             "max by (namespace, pod, container) (max_over_time(rate(container_cpu_usage_seconds_total{{{CONTAINERS}}}[{}s])[{}s:{}s]))",
-            cpu::SHORT_RATE_SECONDS,
+            short_rate::SHORT_RATE_SECONDS,
             w.length,
-            cpu::SHORT_RATE_STEP
+            short_rate::SHORT_RATE_STEP
         );
         let apply: fn(&mut ContainerUsage, i64, f64) = |u, _, v| u.observe_short_cpu(v);
         let peaks = prom

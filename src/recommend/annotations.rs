@@ -7,9 +7,10 @@
 
 use crate::model::{Workload, parse_cpu, parse_memory};
 
-use super::policy::{ANNOTATION_PREFIX, CpuLimitMode, MemoryMode, Overrides, parse_fraction};
+use super::policy::{ANNOTATION_PREFIX, CpuLimitMode, MemoryMode, Overrides};
+use super::validate::parse_fraction;
 
-/// A percentile or margin on the one scale of the config (`policy::parse_fraction`): `0.95`,
+/// A percentile or margin on the one scale of the config (`validate::parse_fraction`): `0.95`,
 /// `95%` or `p95`; `0.2` or `20%`. A bare `95` or `20` is a fraction out of range: the
 /// caller warns naming the workload and key, and the workload keeps the defaults.
 fn percentile(v: &str) -> Option<f64> {

@@ -1,6 +1,7 @@
 //! Pure maths from usage to recommendations: no network, no async. For each workload the
 //! policy layers resolve into `Rules` (policy.rs, annotations.rs), the strategy sizes every
-//! container on its own usage (strategy.rs, confidence.rs), from the part of the window that
+//! container on its own usage (strategy.rs, memory.rs, confidence.rs; ranges on one scale in
+//! validate.rs), from the part of the window that
 //! fits it (a level shift, a trend or the whole window: recency.rs), the HPA co-recommendation keeps
 //! the scale point of utilization HPAs (hpa.rs), and savings (savings.rs) gate and rank the
 //! result. Every value carries its reason (explain.rs); the workload and its HPA are one
@@ -10,11 +11,13 @@ mod annotations;
 mod confidence;
 mod explain;
 mod hpa;
+mod memory;
 mod policy;
 mod recency;
 mod report;
 mod savings;
 mod strategy;
+mod validate;
 
 #[cfg(test)]
 mod tests;
@@ -22,14 +25,12 @@ mod tests;
 use crate::model::{ContainerKey, UsageSet, Workload};
 
 pub use confidence::{Confidence, confidence};
-pub use policy::{
-    ANNOTATION_PREFIX, CpuLimitMode, HpaPolicy, MemoryMode, Overrides, Policy, PolicyError, Prices, Rules,
-    parse_fraction,
-};
+pub use policy::{ANNOTATION_PREFIX, CpuLimitMode, HpaPolicy, MemoryMode, Overrides, Policy, Prices, Rules};
 pub use report::{
     HpaRecommendation, HpaTarget, QosClass, Reasons, Recommendation, Report, Skip, Totals, WorkloadRecommendation,
 };
 pub use savings::{monthly_cost, monthly_savings};
+pub use validate::{PolicyError, parse_fraction};
 
 /// One unit per workload, in workload order. The usage carries what every method needs
 /// (pooled and per-day CPU, daily memory peaks, limits at past events), so a snapshot gives

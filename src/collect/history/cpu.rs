@@ -234,38 +234,6 @@ pub(super) fn extrapolated_rate(samples: &[(i64, f64)], start_ms: i64, end_ms: i
     Some(result * factor)
 }
 
-/// Width of the short-window CPU rate: 2 minutes, the shortest window that holds two samples
-/// at the common 60 s cAdvisor scrape interval (a 1-minute rate is empty there). Evaluated
-/// every minute, its peak is what a CPU limit must leave room for: 5-minute rates average a
-/// 30 s GC or start-up burst down to a tenth of its height.
-pub(super) const SHORT_RATE_SECONDS: i64 = 120;
-pub(super) const SHORT_RATE_STEP: i64 = 60;
-
-/// The highest `rate(counter[2m])` evaluated at the whole minutes in `(from, to]` (unix
-/// seconds), from a series' sorted raw samples (milliseconds): what the PromQL plan's
-/// `max_over_time(rate(...[2m])[window:1m])` computes, so both paths agree.
-pub(super) fn short_peak(samples: &[(i64, f64)], from: i64, to: i64) -> Option<f64> {
-    let mut peak: Option<f64> = None;
-    let first = (from.div_euclid(SHORT_RATE_STEP) + 1) * SHORT_RATE_STEP;
-    let (mut lo, mut hi) = (0, 0);
-    let mut t = first;
-    while t <= to {
-        let (end, start) = (t * 1000, (t - SHORT_RATE_SECONDS) * 1000);
-        while lo < samples.len() && samples[lo].0 < start {
-            lo += 1;
-        }
-        hi = hi.max(lo);
-        while hi < samples.len() && samples[hi].0 <= end {
-            hi += 1;
-        }
-        if let Some(r) = extrapolated_rate(&samples[lo..hi], start, end).filter(|r| r.is_finite() && *r >= 0.0) {
-            peak = Some(peak.map_or(r, |p: f64| p.max(r)));
-        }
-        t += SHORT_RATE_STEP;
-    }
-    peak
-}
-
 /// Remote read's raw counter samples, one series at a time, turned into the points
 /// `rate(container_cpu_usage_seconds_total[range])` has at each step of the chunk, and handed
 /// to the chunk as the range query's answer would be.
@@ -329,7 +297,8 @@ impl RawSink for RateSink {
             for &(t, r) in &self.rates {
                 self.chunk.sample(t, r);
             }
-            if let Some(peak) = short_peak(s, self.chunk.first - self.chunk.step, self.chunk.last()) {
+            if let Some(peak) = super::short_rate::short_peak(s, self.chunk.first - self.chunk.step, self.chunk.last())
+            {
                 self.chunk.short_rate(peak);
             }
         }
