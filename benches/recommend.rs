@@ -80,7 +80,7 @@ fn cluster() -> (Vec<Workload>, UsageSet) {
         });
         let mut annotations = std::collections::BTreeMap::new();
         if i.is_multiple_of(25) {
-            annotations.insert("rightsizer.dev/cpu-percentile".to_string(), "90".to_string());
+            annotations.insert("rightsizer.dev/cpu-percentile".to_string(), "0.9".to_string());
         }
         workloads.push(Workload {
             key,

@@ -7,8 +7,8 @@
 //! kube-state-metrics owner series cover pods that no longer exist) and reduces the streamed
 //! answers into one summary per workload x container.
 //!
-//! The plan for a window `(start, end]` at step `s` (2 d at 5 m: 10 requests, 14 d: 15; 11
-//! and 16 without remote read; 2 fewer when no container restarted):
+//! The plan for a window `(start, end]` at step `s` (2 d at 5 m: 11 requests, 14 d: 16; 13
+//! and 18 without remote read; 2 fewer when no container restarted):
 //! - owners: one `/api/v1/series` request for the three kube-state-metrics owner metrics
 //!   (`fetch_owners`; index only, no sample decoded);
 //! - CPU: `rate(container_cpu_usage_seconds_total[s])` at step `s`, in chunks of at most 2
@@ -17,7 +17,10 @@
 //!   `extrapolatedRate` computed in Rust, the same doubles as the server's); else as PromQL
 //!   range queries (never more than 11,000 points per series; a chunk the server refuses for
 //!   loading too many samples is halved and retried). No `sum by` on the server either way:
-//!   duplicate series are resolved per step in Rust (see `cpu`);
+//!   duplicate series are resolved per step in Rust (see `cpu`). The same points also fill a
+//!   sketch per UTC day (the daily levels that level-shift and trend detection read), and the
+//!   raw samples give the peak 2-minute rate (bursts a CPU limit must leave room for; without
+//!   remote read one `max_over_time(rate(...[2m])[window:1m])` subquery);
 //! - memory: daily peaks of `container_memory_working_set_bytes`, by remote read reduced in
 //!   Rust, or `max_over_time` over each UTC day (one range query at step 1 d plus an instant
 //!   query per partial day at either edge); the window's peak is the largest daily peak, so
@@ -26,8 +29,12 @@
 //! - restarts and OOM kills: `changes()` of the restart counter over the window finds the
 //!   containers that restarted; two range queries over those pods only count the counter's
 //!   per-step increases and the ones with an `OOMKilled` last-terminated reason, exactly
-//!   (`restart_events`; skipped when nothing restarted);
-//! - CFS throttling: `increase()` of the throttled and total period counters over the window;
+//!   (`restart_events`; skipped when nothing restarted); the OOM query also selects those
+//!   pods' `kube_pod_container_resource_limits`, so each kill carries the memory limit in
+//!   force at that step (the OOM bump's anchor, `limits`);
+//! - CFS throttling: `increase()` of the throttled and total period counters over the window,
+//!   and the lowest CPU limit in force over it (`min_over_time`: the throttling raise's
+//!   anchor);
 //! - HPA: one range query of `current_replicas >= bool maxReplicas` per HPA and step.
 //!
 //! Pooled statistics (what the VPA does): a workload's CPU distribution is the distribution
@@ -40,7 +47,9 @@
 
 mod cpu;
 mod events;
+mod limits;
 mod owners;
+mod short_rate;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -218,7 +227,7 @@ async fn remote_cpu_span(
 }
 
 /// Reads usage for every container in the window with a fixed number of queries (see the
-/// module docs): 10 for 2 days, 15 for 14 days (one more each without remote read, 2 fewer
+/// module docs): 11 for 2 days, 16 for 14 days (two more each without remote read, 2 fewer
 /// when no container restarted), whatever the number of workloads.
 pub async fn fetch_usage(prom: &PromClient, w: &Window, owners: &Owners) -> Result<UsageSet, Error> {
     let owners = Arc::new(owners.clone());
@@ -282,6 +291,28 @@ async fn cpu(prom: &PromClient, w: &Window, owners: &Arc<Owners>, usage: &mut Us
             chunk.merge_into(usage, &mut seen);
         }
     }
+    if series > 0 && !prom.remote_read() {
+        // Remote read computed the short-window peaks from the raw samples; PromQL needs
+        // one subquery for them (one pass at 1-minute steps, whatever the cluster size).
+        let promql = format!(
+            "max by (namespace, pod, container) (max_over_time(rate(container_cpu_usage_seconds_total{{{CONTAINERS}}}[{}s])[{}s:{}s]))",
+            short_rate::SHORT_RATE_SECONDS,
+            w.length,
+            short_rate::SHORT_RATE_STEP
+        );
+        let apply: fn(&mut ContainerUsage, i64, f64) = |u, _, v| u.observe_short_cpu(v);
+        let peaks = prom
+            .query_into(&promql, w.end, || PerContainer::new(owners.clone(), apply))
+            .await?;
+        for (key, u) in peaks.out {
+            if let Some(c) = usage.containers.get_mut(&key) {
+                c.merge(&ContainerUsage {
+                    cpu_short_peak: u.cpu_short_peak,
+                    ..Default::default()
+                });
+            }
+        }
+    }
     if series == 0 {
         return Err(Error::MissingMetric {
             metric: "container_cpu_usage_seconds_total",
@@ -320,17 +351,25 @@ async fn container_events(
     let periods = format!(
         "sum by (namespace, pod, container) (increase(container_cpu_cfs_periods_total{{{CONTAINERS}}}[{range}]))"
     );
+    // The lowest CPU limit in force over the window: the one the container was throttled
+    // against (a limit raised after throttling is not what throttled it). One pass.
+    let cpu_limit = format!(
+        "min by (namespace, pod, container) (min_over_time(kube_pod_container_resource_limits{{resource=\"cpu\",container!=\"\"}}[{range}]))"
+    );
     let instant = |promql: String, apply: fn(&mut ContainerUsage, i64, f64)| async move {
         prom.query_into(&promql, w.end, || PerContainer::new(owners.clone(), apply))
             .await
     };
-    let (peaks, mut restarts, throttled, periods) = futures::try_join!(
+    let (peaks, mut restarts, throttled, periods, cpu_limit) = futures::try_join!(
         peaks,
         restarts,
         instant(throttled, |u, _, v| u.cfs_throttled_periods += v.max(0.0)),
         instant(periods, |u, _, v| u.cfs_periods += v.max(0.0)),
+        instant(cpu_limit, |u, _, v| if v.is_finite() && v > 0.0 {
+            u.throttled_limit = Some(u.throttled_limit.map_or(v, |l| l.min(v)));
+        }),
     )?;
-    restarts.extend([throttled, periods]);
+    restarts.extend([throttled, periods, cpu_limit]);
     Ok((peaks, restarts))
 }
 
@@ -374,14 +413,22 @@ async fn restart_events(prom: &PromClient, w: &Window, owners: &Arc<Owners>) -> 
     }
     let increases = Arc::new(increases);
     let mut ooms = std::collections::HashSet::new();
+    let mut limits = std::collections::HashMap::new();
     for (s, e) in w.spans(MAX_POINTS) {
-        let promql = format!("kube_pod_container_status_last_terminated_reason{{reason=\"OOMKilled\"{pods}}}");
+        // The OOMKilled reasons and, in the same selection, the memory limits in force at
+        // each restart (the OOM bump's anchor: `limits`); other reasons and resources are
+        // left out in Rust.
+        let promql = format!("{{{},container!=\"\"{pods}}}", limits::OOM_AND_LIMITS);
         let part = prom
-            .query_range_into(&promql, s, e, step, || events::OomMatches::new(increases.clone()))
+            .query_range_into(&promql, s, e, step, || limits::OomsAndLimits::new(increases.clone()))
             .await?;
-        ooms.extend(part.matched);
+        ooms.extend(part.ooms.matched);
+        limits.extend(part.limits);
     }
-    Ok(vec![events::restarts_and_ooms(owners, &increases, &ooms)])
+    Ok(vec![
+        events::restarts_and_ooms(owners, &increases, &ooms),
+        limits::oom_limits(owners, &limits, &ooms),
+    ])
 }
 
 /// A pod name as a literal in a PromQL raw-string regex (RE2 syntax): every character

@@ -2,9 +2,10 @@
 //! recommender (its CPU histogram decays with a 24 h half-life), on the same logarithmic
 //! buckets as `Sketch` (relative error `SKETCH_ALPHA`). A sample at time `t` weighs
 //! `2^((t - reference) / half_life)`: recent samples count more, and the weights are
-//! renormalized when they grow large, so only ratios matter. The collector fills one per
-//! workload x container (a later change connects it); `recommend` uses it when present and
-//! the policy asks for recency weighting.
+//! renormalized when they grow large, so only ratios matter. `recommend` builds one per
+//! container from the per-day CPU sketches the collector fills (`ContainerUsage::cpu_days`,
+//! each day weighted at its midpoint: day granularity, so one collection serves any
+//! half-life the policy asks for) when the policy sets `recencyHalfLifeHours`.
 
 use serde::{Deserialize, Serialize};
 
@@ -107,6 +108,43 @@ impl DecayingSketch {
         true
     }
 
+    /// Adds `n` samples of value `v` observed at `t` (same as `n` calls of `add`).
+    pub fn add_n(&mut self, v: f64, n: u64, t: i64) -> bool {
+        if n == 0 || !v.is_finite() || v < 0.0 {
+            return n == 0;
+        }
+        if self.samples == 0 {
+            self.reference = t;
+        }
+        let mut exponent = (t - self.reference) as f64 / self.half_life_seconds;
+        if exponent > RENORMALIZE_EXPONENT {
+            self.rebase(t);
+            exponent = 0.0;
+        }
+        let w = exponent.exp2() * n as f64;
+        self.samples += n;
+        self.total_weight += w;
+        self.max = self.max.max(v);
+        if v <= MIN_VALUE {
+            self.zero_weight += w;
+        } else {
+            self.bump(index_of(v), w);
+        }
+        true
+    }
+
+    /// A sketch of per-day sketches (day start -> samples of that day), each day's samples
+    /// weighted at the day's midpoint.
+    pub fn from_days<'a>(half_life_seconds: f64, days: impl IntoIterator<Item = (i64, &'a super::Sketch)>) -> Self {
+        let mut d = DecayingSketch::new(half_life_seconds);
+        for (day, s) in days {
+            for (v, n) in s.weighted_values() {
+                d.add_n(v, n, day + 43_200);
+            }
+        }
+        d
+    }
+
     fn bump(&mut self, i: i32, w: f64) {
         if self.weights.is_empty() {
             self.offset = i;
@@ -202,6 +240,24 @@ mod tests {
         let median = d.quantile(0.5).unwrap();
         assert!((median - 0.1).abs() <= 0.1 * SKETCH_ALPHA, "{median}");
         assert_eq!(d.count(), 8 * 288);
+    }
+
+    #[test]
+    fn built_from_days_it_follows_the_recent_days() {
+        // Ten days at 1 core, then two at 3 cores: with a 24 h half-life the last two days
+        // hold 75 % of the weight, so the median is the new level; without decay, the old.
+        let mut days = std::collections::BTreeMap::new();
+        for d in 0..12i64 {
+            let mut s = Sketch::new();
+            s.add_n(if d < 10 { 1.0 } else { 3.0 }, 288);
+            days.insert(d * 86_400, s);
+        }
+        let recent = DecayingSketch::from_days(86_400.0, days.iter().map(|(&d, s)| (d, s)));
+        let flat = DecayingSketch::from_days(f64::INFINITY, days.iter().map(|(&d, s)| (d, s)));
+        assert_eq!(recent.count(), 12 * 288);
+        let (a, b) = (recent.quantile(0.5).unwrap(), flat.quantile(0.5).unwrap());
+        assert!((a - 3.0).abs() <= 3.0 * SKETCH_ALPHA, "{a}");
+        assert!((b - 1.0).abs() <= SKETCH_ALPHA, "{b}");
     }
 
     #[test]

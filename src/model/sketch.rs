@@ -150,6 +150,19 @@ impl Sketch {
         Some(sum / self.total as f64)
     }
 
+    /// Every bucket's representative value (capped at the maximum) and count, zeros first:
+    /// how a sketch is replayed into another structure (a recency-weighted sketch).
+    pub fn weighted_values(&self) -> impl Iterator<Item = (f64, u64)> + '_ {
+        let zeros = (self.zeros > 0).then_some((0.0, self.zeros));
+        zeros.into_iter().chain(
+            self.counts
+                .iter()
+                .enumerate()
+                .filter(|&(_, &c)| c > 0)
+                .map(|(j, &c)| (value_of(self.offset + j as i32).min(self.max), u64::from(c))),
+        )
+    }
+
     /// Number of buckets held: the sketch's memory is about 4 bytes each.
     pub fn buckets(&self) -> usize {
         self.counts.len()

@@ -38,6 +38,24 @@ pub struct ContainerUsage {
     pub cfs_periods: f64,
     #[serde(default)]
     pub cfs_throttled_periods: f64,
+    /// Pooled CPU distribution (5-minute rates) per UTC day (day start, unix seconds), across
+    /// replicas: the daily levels that level-shift and trend detection read, and the days a
+    /// recency-weighted distribution is built from (`recommend::recency`). Filled from the
+    /// same CPU pass as `cpu`; days run `(midnight, next midnight]`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub cpu_days: BTreeMap<i64, Sketch>,
+    /// Highest short-window (2-minute) CPU rate over the window, across replicas: the bursts
+    /// (GC, start-up) that 5-minute rates average away and a CPU limit must leave room for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_short_peak: Option<f64>,
+    /// The memory limit (bytes) in force when the container was OOM killed (the largest,
+    /// over its kills): what the OOM bump is anchored to, never today's limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oom_limit: Option<f64>,
+    /// The lowest CPU limit (cores) in force over the window: the limit the container was
+    /// throttled against, which the throttling raise is anchored to, never today's limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throttled_limit: Option<f64>,
 }
 
 impl ContainerUsage {
@@ -70,6 +88,29 @@ impl ContainerUsage {
         }
     }
 
+    /// Records a CPU rate point observed at `t` in the UTC day that starts at `day`.
+    pub fn observe_cpu(&mut self, day: i64, cores: f64) -> bool {
+        if !self.cpu.add(cores) {
+            return false;
+        }
+        match self.cpu_days.last_entry() {
+            Some(mut last) if *last.key() == day => {
+                last.get_mut().add(cores);
+            }
+            _ => {
+                self.cpu_days.entry(day).or_default().add(cores);
+            }
+        }
+        true
+    }
+
+    /// Records a short-window CPU rate (cores).
+    pub fn observe_short_cpu(&mut self, cores: f64) {
+        if cores.is_finite() && cores >= 0.0 {
+            self.cpu_short_peak = Some(self.cpu_short_peak.map_or(cores, |p| p.max(cores)));
+        }
+    }
+
     /// Share of CFS periods in which the container was throttled, if it had a CPU limit.
     pub fn throttling_ratio(&self) -> Option<f64> {
         (self.cfs_periods > 0.0).then(|| (self.cfs_throttled_periods / self.cfs_periods).clamp(0.0, 1.0))
@@ -86,6 +127,22 @@ impl ContainerUsage {
         self.cfs_periods += other.cfs_periods;
         self.cfs_throttled_periods += other.cfs_throttled_periods;
         self.cpu.merge(&other.cpu);
+        for (&day, s) in &other.cpu_days {
+            self.cpu_days.entry(day).or_default().merge(s);
+        }
+        if let Some(p) = other.cpu_short_peak {
+            self.observe_short_cpu(p);
+        }
+        let largest = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        let lowest = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.oom_limit = largest(self.oom_limit, other.oom_limit);
+        self.throttled_limit = lowest(self.throttled_limit, other.throttled_limit);
         if let Some(m) = other.memory_peak {
             self.observe_memory(m);
         }

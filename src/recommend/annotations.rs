@@ -1,6 +1,6 @@
 //! Per-workload policy overrides from `rightsizer.dev/*` annotations, the last policy layer:
-//! `ignore`, `cpu-percentile` (`95`, `p95`), `cpu-buffer` and `memory-buffer` (percent: `20`,
-//! `20%`), `memory-mode` (`peak`, `daily-peaks`), `min-cpu`, `max-cpu`, `min-memory`,
+//! `ignore`, `cpu-percentile` (`0.95`, `95%`, `p95`), `cpu-buffer` and `memory-buffer`
+//! (`0.2`, `20%`: one scale with the config, fractions), `detect-changes`, `memory-mode` (`peak`, `daily-peaks`), `min-cpu`, `max-cpu`, `min-memory`,
 //! `max-memory` (quantities), `cpu-limit` (`keep`, `always`, `remove`), `keep-guaranteed`
 //! and `recency-half-life-hours`. An invalid value is reported by the caller as a warning
 //! naming the workload and key.
@@ -8,17 +8,17 @@
 use crate::model::{Workload, parse_cpu, parse_memory};
 
 use super::policy::{ANNOTATION_PREFIX, CpuLimitMode, MemoryMode, Overrides};
+use super::validate::parse_fraction;
 
-/// A percentage as `20` or `20%` (a bare number is percent too: `0.5` is 0.5 %).
-fn percent(v: &str) -> Option<f64> {
-    let n: f64 = v.trim().trim_end_matches('%').trim().parse().ok()?;
-    (n.is_finite() && n >= 0.0).then_some(n / 100.0)
+/// A percentile or margin on the one scale of the config (`validate::parse_fraction`): `0.95`,
+/// `95%` or `p95`; `0.2` or `20%`. A bare `95` or `20` is a fraction out of range: the
+/// caller warns naming the workload and key, and the workload keeps the defaults.
+fn percentile(v: &str) -> Option<f64> {
+    parse_fraction(v).ok().filter(|f| *f > 0.0 && *f <= 1.0)
 }
 
-/// A percentile as `95`, `p95` or `99.9`.
-fn percentile(v: &str) -> Option<f64> {
-    let n: f64 = v.trim().trim_start_matches(['p', 'P']).parse().ok()?;
-    (n > 0.0 && n <= 100.0).then_some(n / 100.0)
+fn margin(v: &str) -> Option<f64> {
+    parse_fraction(v).ok().filter(|f| (0.0..=1.0).contains(f))
 }
 
 fn boolean(v: &str) -> Option<bool> {
@@ -59,8 +59,8 @@ pub fn overrides(w: &Workload, problems: &mut Vec<String>) -> Overrides {
         let ok = match name {
             "ignore" => boolean(value).map(|v| o.ignore = Some(v)),
             "cpu-percentile" => percentile(value).map(|v| o.cpu_percentile = Some(v)),
-            "cpu-buffer" => percent(value).map(|v| o.cpu_buffer = Some(v)),
-            "memory-buffer" => percent(value).map(|v| o.memory_buffer = Some(v)),
+            "cpu-buffer" => margin(value).map(|v| o.cpu_buffer = Some(v)),
+            "memory-buffer" => margin(value).map(|v| o.memory_buffer = Some(v)),
             "memory-mode" => memory_mode(value).map(|v| o.memory_mode = Some(v)),
             "min-cpu" => parse_cpu(value).ok().map(|v| o.min_cpu = Some(v)),
             "max-cpu" => parse_cpu(value).ok().map(|v| o.max_cpu = Some(v)),
@@ -74,11 +74,17 @@ pub fn overrides(w: &Workload, problems: &mut Vec<String>) -> Overrides {
                 .ok()
                 .filter(|h| *h > 0.0)
                 .map(|v| o.recency_half_life_hours = Some(v)),
+            "detect-changes" => boolean(value).map(|v| o.detect_changes = Some(v)),
             _ => Some(()),
         };
         if ok.is_none() {
+            let hint = match name {
+                "cpu-percentile" => " (a fraction in (0, 1]: 0.95, \"95%\" or \"p95\")",
+                "cpu-buffer" | "memory-buffer" => " (a fraction in [0, 1]: 0.2 or \"20%\")",
+                _ => "",
+            };
             problems.push(format!(
-                "{}: invalid annotation {key}={value:?}; using the defaults for this workload",
+                "{}: invalid annotation {key}={value:?}{hint}; using the defaults for this workload",
                 w.key
             ));
         }

@@ -8,8 +8,10 @@
 //!   requests move instead: `R_new = target_old x R_old / clamp`, scaled over the pod's
 //!   containers in proportion, and the reasons say so;
 //! - minReplicas = ceil(p10 of total demand / (R_new x target)), never below 2 unless lower
-//!   today; maxReplicas = ceil(peak total demand x 1.2 / (R_new x target)); an HPA that sat
-//!   at maxReplicas is flagged and its maxReplicas never lowered (demand above it was cut);
+//!   today; maxReplicas = ceil(peak total demand x 1.2 / (R_new x target)), never below the
+//!   most replicas that ran in the window (up to today's maxReplicas) and always above
+//!   minReplicas (an HPA with max = min cannot scale); an HPA that sat at maxReplicas is
+//!   flagged and its maxReplicas never lowered (demand above it was cut);
 //! - AverageValue and non-resource metrics do not depend on requests and are left alone.
 //!   Replica counts have no hysteresis (they are small integers; a change is one replica).
 
@@ -133,12 +135,18 @@ fn retarget(
         clamped: false,
         reason: String::new(),
     };
-    let (Some(r_old), Some(r_new)) = (
-        pod_total(containers, res, |c| &c.current),
-        pod_total(containers, res, |c| &c.recommended),
-    ) else {
+    let Some(r_new) = pod_total(containers, res, |c| &c.recommended) else {
         target.reason = format!("a running container has no {resource} request: the HPA cannot compute utilization");
         return (target, None);
+    };
+    let Some(r_old) = pod_total(containers, res, |c| &c.current) else {
+        // No scale point today (the HPA cannot compute utilization without requests): the
+        // target stays, and the replica bounds are sized on the new requests.
+        target.reason = format!(
+            "a running container has no {resource} request today: target unchanged, replica bounds sized on the recommended {}",
+            res.show(r_new)
+        );
+        return (target, Some(r_new));
     };
     if !policy.keep_scale_point {
         target.reason = "target unchanged (policy hpa.keepScalePoint: false)".into();
@@ -270,6 +278,20 @@ pub fn co_recommend(
             explained.join("; ")
         ));
     }
+    // Never below the most replicas the window saw running (capped at today's maxReplicas:
+    // a rollout's surge pods are not demand), so the HPA can still reach them.
+    if let Some(seen) = u.replicas.max().map(|m| m.round() as u32)
+        && !bounds.is_empty()
+    {
+        let keep = seen.min(hpa.max_replicas);
+        if rec.max_replicas < keep {
+            rec.reasons.push(format!(
+                "maxReplicas kept at {keep}, not {}: {seen} replicas ran in the window",
+                rec.max_replicas
+            ));
+            rec.max_replicas = keep;
+        }
+    }
     if rec.sat_at_max {
         rec.max_replicas = rec.max_replicas.max(hpa.max_replicas);
         let share = if u.hpa_seconds > 0 {
@@ -285,6 +307,16 @@ pub fn co_recommend(
             hpa.max_replicas,
             u.hpa_at_max_seconds as f64 / 3600.0
         ));
+    }
+    // An HPA with maxReplicas <= minReplicas cannot scale: keep one replica of room.
+    if !bounds.is_empty() && rec.max_replicas <= rec.min_replicas {
+        rec.reasons.push(format!(
+            "maxReplicas {} -> {}: an HPA needs maxReplicas above minReplicas {} to scale",
+            rec.max_replicas,
+            rec.min_replicas + 1,
+            rec.min_replicas
+        ));
+        rec.max_replicas = rec.min_replicas + 1;
     }
     rec
 }

@@ -1,6 +1,8 @@
 //! Pure maths from usage to recommendations: no network, no async. For each workload the
 //! policy layers resolve into `Rules` (policy.rs, annotations.rs), the strategy sizes every
-//! container on its own usage (strategy.rs, confidence.rs), the HPA co-recommendation keeps
+//! container on its own usage (strategy.rs, memory.rs, confidence.rs; ranges on one scale in
+//! validate.rs), from the part of the window that
+//! fits it (a level shift, a trend or the whole window: recency.rs), the HPA co-recommendation keeps
 //! the scale point of utilization HPAs (hpa.rs), and savings (savings.rs) gate and rank the
 //! result. Every value carries its reason (explain.rs); the workload and its HPA are one
 //! unit in the `Report` (report.rs), which is the JSON output.
@@ -10,43 +12,36 @@ pub mod backtest;
 mod confidence;
 mod explain;
 mod hpa;
+mod memory;
 mod policy;
+mod recency;
 pub mod reference;
 mod report;
 mod savings;
 mod strategy;
+mod validate;
 
 #[cfg(test)]
 mod tests;
 
-use std::collections::BTreeMap;
-
-use crate::model::{ContainerKey, DecayingSketch, UsageSet, Workload};
+use crate::model::{ContainerKey, UsageSet, Workload};
 
 pub use confidence::{Confidence, confidence};
-pub use policy::{
-    ANNOTATION_PREFIX, CpuLimitMode, HpaPolicy, MemoryMode, Overrides, Policy, PolicyError, Prices, Rules,
-};
+pub use policy::{ANNOTATION_PREFIX, CpuLimitMode, HpaPolicy, MemoryMode, Overrides, Policy, Prices, Rules};
 pub use report::{
     HpaRecommendation, HpaTarget, QosClass, Reasons, Recommendation, Report, Skip, Totals, WorkloadRecommendation,
 };
 pub use savings::{monthly_cost, monthly_savings};
+pub use validate::{PolicyError, parse_fraction};
 
-/// Recency-weighted CPU histograms by container, when the collector built them.
-pub type Decayed = BTreeMap<ContainerKey, DecayingSketch>;
-
-/// One unit per workload, in workload order, from the pooled (unweighted) usage.
+/// One unit per workload, in workload order. The usage carries what every method needs
+/// (pooled and per-day CPU, daily memory peaks, limits at past events), so a snapshot gives
+/// the same answer as the live run it was taken from.
 pub fn recommend(workloads: &[Workload], usage: &UsageSet, policy: &Policy) -> Report {
-    recommend_weighted(workloads, usage, &Decayed::new(), policy)
-}
-
-/// As `recommend`, with recency-weighted CPU histograms for the workloads whose rules ask
-/// for recency weighting (`recencyHalfLifeHours`).
-pub fn recommend_weighted(workloads: &[Workload], usage: &UsageSet, decayed: &Decayed, policy: &Policy) -> Report {
     let mut warnings = Vec::new();
     let units: Vec<WorkloadRecommendation> = workloads
         .iter()
-        .map(|w| workload(w, usage, decayed, policy, &mut warnings))
+        .map(|w| workload(w, usage, policy, &mut warnings))
         .collect();
     let mut totals = Totals {
         workloads: units.len(),
@@ -67,13 +62,7 @@ pub fn recommend_weighted(workloads: &[Workload], usage: &UsageSet, decayed: &De
     }
 }
 
-fn workload(
-    w: &Workload,
-    usage: &UsageSet,
-    decayed: &Decayed,
-    policy: &Policy,
-    warnings: &mut Vec<String>,
-) -> WorkloadRecommendation {
+fn workload(w: &Workload, usage: &UsageSet, policy: &Policy, warnings: &mut Vec<String>) -> WorkloadRecommendation {
     let first_warning = warnings.len();
     let (rules, ignored_by) = policy.rules_for(w, warnings);
     let mut notes: Vec<String> = warnings[first_warning..].to_vec();
@@ -87,8 +76,8 @@ fn workload(
     let ctx = strategy::Context {
         rules: &rules,
         step: usage.step,
+        window_end: usage.end,
         guaranteed,
-        decayed: None,
         ignored_by,
     };
     let mut containers: Vec<_> = w
@@ -96,10 +85,6 @@ fn workload(
         .iter()
         .map(|c| {
             let key = ContainerKey::new(w.key.clone(), c.name.clone());
-            let ctx = strategy::Context {
-                decayed: decayed.get(&key),
-                ..ctx
-            };
             let u = usage.containers.get(&key);
             strategy::size(key, c, u, &ctx)
         })

@@ -8,9 +8,10 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Deserializer, Serialize};
-use thiserror::Error;
 
 use crate::model::{Workload, parse_cpu, parse_memory};
+
+use super::validate::parse_fraction;
 
 pub const MIB: f64 = 1024.0 * 1024.0;
 pub const GIB: f64 = 1024.0 * MIB;
@@ -49,17 +50,22 @@ pub enum CpuLimitMode {
 pub struct Rules {
     /// Skip the workload entirely.
     pub ignore: bool,
-    /// CPU request percentile of the pooled usage. p95: KRR's simple strategy
-    /// (`cpu_percentile = 95`); the VPA's `targetCPUPercentile 0.9` x 1.15 margin lands close.
+    /// CPU request percentile of the pooled usage, as a fraction (`0.95` or `"95%"`, like
+    /// every percentile and margin here). p95: KRR's simple strategy (`cpu_percentile = 95`);
+    /// the VPA's `targetCPUPercentile 0.9` x 1.15 margin lands close.
+    #[serde(deserialize_with = "de_fraction")]
     pub cpu_percentile: f64,
     /// Margin over the CPU percentile. 0: KRR adds none to CPU (the percentile is the margin).
+    #[serde(deserialize_with = "de_fraction")]
     pub cpu_buffer: f64,
     pub memory_mode: MemoryMode,
     /// Margin over the memory figure. 15 %: KRR's `memory_buffer_percentage = 15` and the
     /// VPA's `safetyMarginFraction 0.15`.
+    #[serde(deserialize_with = "de_fraction")]
     pub memory_buffer: f64,
     /// Percentile of the daily peaks in `dailyPeaks` mode. p90: the VPA's
     /// `targetMemoryPeaksPercentile`.
+    #[serde(deserialize_with = "de_fraction")]
     pub memory_peaks_percentile: f64,
     /// Floors: below 10m CPU / 16 MiB a request only adds scheduling noise (the VPA's
     /// `podMinCPUMillicores 25` / `podMinMemoryMb 250` are per pod; these are per container).
@@ -76,10 +82,13 @@ pub struct Rules {
     /// CPU limit = max(p99 x (1 + headroom), peak 5-minute rate), at least the request:
     /// 5-minute rates hide the sub-second bursts CFS throttles in 100 ms periods, so the
     /// limit sits well above the tail. p99 and 25 % are rightsizer's choice (no anchor).
+    #[serde(deserialize_with = "de_fraction")]
     pub cpu_limit_percentile: f64,
+    #[serde(deserialize_with = "de_fraction")]
     pub cpu_limit_headroom: f64,
     /// Share of CFS periods throttled above which a container is flagged and its limit
     /// raised. 5 %: well under kubernetes-mixin's `CPUThrottlingHigh` alert (25 %).
+    #[serde(deserialize_with = "de_fraction")]
     pub throttling_target: f64,
     /// A Guaranteed workload (requests == limits everywhere) stays Guaranteed.
     pub keep_guaranteed: bool,
@@ -99,6 +108,7 @@ pub struct Rules {
     /// Extra margin at zero confidence, shrinking linearly to 0 at full confidence: values
     /// are multiplied by `1 + lowConfidenceMargin x (1 - confidence)`. 25 %: rightsizer's
     /// choice, gentler than the VPA's upper-bound factor `1 + 1/days`.
+    #[serde(deserialize_with = "de_fraction")]
     pub low_confidence_margin: f64,
     /// Tidy steps: CPU rounds up to 5m, memory to 1 MiB.
     #[serde(deserialize_with = "de_cpu")]
@@ -107,15 +117,23 @@ pub struct Rules {
     pub memory_step: f64,
     /// Hysteresis: no change under 10 % of the current value or under 5m / 8 MiB, so
     /// patches do not churn (the VPA updater only evicts past a 10 % difference).
+    #[serde(deserialize_with = "de_fraction")]
     pub hysteresis: f64,
     #[serde(deserialize_with = "de_cpu")]
     pub hysteresis_cpu: f64,
     #[serde(deserialize_with = "de_memory")]
     pub hysteresis_memory: f64,
-    /// Recency weighting: half-life of the decaying CPU histogram, hours (the VPA uses 24).
-    /// Off by default: the pooled window is what KRR uses. Used when the usage carries a
-    /// `DecayingSketch` (see `recommend_weighted`).
+    /// Recency weighting of the window's CPU distribution: half-life in hours (the VPA uses
+    /// 24), built from the per-day CPU history. Off by default: level shifts and trends are
+    /// followed by `detectChanges`, and a stable workload's weekly peak is not forgotten.
     pub recency_half_life_hours: Option<f64>,
+    /// Follow level shifts and trends of the daily levels (`recency.rs`): on by default, as
+    /// a whole-window p95 was short of CPU 25-28 % of held-out 5-minute intervals after a
+    /// release or under steady growth (issue 12).
+    pub detect_changes: bool,
+    /// How far ahead, in days, a trend is projected: the time a recommendation is meant to
+    /// hold. 7: a weekly review cycle (and the held-out week it was measured on).
+    pub horizon_days: f64,
 }
 
 impl Default for Rules {
@@ -148,6 +166,8 @@ impl Default for Rules {
             hysteresis_cpu: 0.005,
             hysteresis_memory: 8.0 * MIB,
             recency_half_life_hours: None,
+            detect_changes: true,
+            horizon_days: 7.0,
         }
     }
 }
@@ -157,9 +177,12 @@ impl Default for Rules {
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct Overrides {
     pub ignore: Option<bool>,
+    #[serde(deserialize_with = "de_opt_fraction")]
     pub cpu_percentile: Option<f64>,
+    #[serde(deserialize_with = "de_opt_fraction")]
     pub cpu_buffer: Option<f64>,
     pub memory_mode: Option<MemoryMode>,
+    #[serde(deserialize_with = "de_opt_fraction")]
     pub memory_buffer: Option<f64>,
     #[serde(deserialize_with = "de_opt_cpu")]
     pub min_cpu: Option<f64>,
@@ -172,6 +195,8 @@ pub struct Overrides {
     pub cpu_limit: Option<CpuLimitMode>,
     pub keep_guaranteed: Option<bool>,
     pub recency_half_life_hours: Option<f64>,
+    pub detect_changes: Option<bool>,
+    pub horizon_days: Option<f64>,
 }
 
 impl Overrides {
@@ -190,6 +215,8 @@ impl Overrides {
         set(&mut r.min_memory, self.min_memory);
         set(&mut r.cpu_limit, self.cpu_limit);
         set(&mut r.keep_guaranteed, self.keep_guaranteed);
+        set(&mut r.detect_changes, self.detect_changes);
+        set(&mut r.horizon_days, self.horizon_days);
         if self.max_cpu.is_some() {
             r.max_cpu = self.max_cpu;
         }
@@ -213,12 +240,14 @@ pub struct HpaPolicy {
     pub min_target_percent: u32,
     pub max_target_percent: u32,
     /// minReplicas from the p10 of total demand: low but not the quietest minutes.
+    #[serde(deserialize_with = "de_fraction")]
     pub min_replicas_percentile: f64,
     /// minReplicas never drops below 2 (one replica is no redundancy), unless it is lower
     /// today.
     pub min_replicas_floor: u32,
     /// maxReplicas from peak total demand x 1.2 (the VPA's 15 % margin, rounded up for
     /// burst growth).
+    #[serde(deserialize_with = "de_fraction")]
     pub max_replicas_headroom: f64,
 }
 
@@ -271,103 +300,7 @@ pub struct Policy {
     pub min_monthly_savings: f64,
 }
 
-#[derive(Debug, Error, PartialEq)]
-#[error("invalid policy: {field} {problem}")]
-pub struct PolicyError {
-    pub field: String,
-    pub problem: String,
-}
-
-fn check(ok: bool, field: &str, problem: &str) -> Result<(), PolicyError> {
-    if ok {
-        Ok(())
-    } else {
-        Err(PolicyError {
-            field: field.into(),
-            problem: problem.into(),
-        })
-    }
-}
-
-impl Rules {
-    pub fn validate(&self, at: &str) -> Result<(), PolicyError> {
-        let f = |name: &str| format!("{at}{name}");
-        let pct = |v: f64| v > 0.0 && v <= 1.0;
-        let frac = |v: f64| v.is_finite() && v >= 0.0;
-        check(pct(self.cpu_percentile), &f("cpuPercentile"), "must be in (0, 1]")?;
-        check(
-            pct(self.memory_peaks_percentile),
-            &f("memoryPeaksPercentile"),
-            "must be in (0, 1]",
-        )?;
-        check(
-            pct(self.cpu_limit_percentile),
-            &f("cpuLimitPercentile"),
-            "must be in (0, 1]",
-        )?;
-        check(frac(self.cpu_buffer), &f("cpuBuffer"), "must be >= 0")?;
-        check(frac(self.memory_buffer), &f("memoryBuffer"), "must be >= 0")?;
-        check(frac(self.cpu_limit_headroom), &f("cpuLimitHeadroom"), "must be >= 0")?;
-        check(
-            frac(self.low_confidence_margin),
-            &f("lowConfidenceMargin"),
-            "must be >= 0",
-        )?;
-        check(frac(self.hysteresis), &f("hysteresis"), "must be >= 0")?;
-        check(pct(self.throttling_target), &f("throttlingTarget"), "must be in (0, 1]")?;
-        check(self.oom_bump_ratio >= 1.0, &f("oomBumpRatio"), "must be >= 1")?;
-        check(
-            self.cpu_step > 0.0 && self.memory_step > 0.0,
-            &f("cpuStep/memoryStep"),
-            "must be > 0",
-        )?;
-        check(self.full_confidence_days > 0.0, &f("fullConfidenceDays"), "must be > 0")?;
-        check(
-            self.max_cpu.is_none_or(|m| m >= self.min_cpu),
-            &f("maxCpu"),
-            "must be >= minCpu",
-        )?;
-        check(
-            self.max_memory.is_none_or(|m| m >= self.min_memory),
-            &f("maxMemory"),
-            "must be >= minMemory",
-        )?;
-        check(
-            self.recency_half_life_hours.is_none_or(|h| h > 0.0),
-            &f("recencyHalfLifeHours"),
-            "must be > 0",
-        )
-    }
-}
-
 impl Policy {
-    /// Checks every layer of the config, naming the first bad field.
-    pub fn validate(&self) -> Result<(), PolicyError> {
-        self.defaults.validate("defaults.")?;
-        for (ns, o) in &self.namespaces {
-            let mut r = self.defaults;
-            o.apply(&mut r);
-            r.validate(&format!("namespaces.{ns}."))?;
-        }
-        let h = &self.hpa;
-        check(
-            h.min_target_percent > 0 && h.min_target_percent <= h.max_target_percent && h.max_target_percent <= 100,
-            "hpa.minTargetPercent/maxTargetPercent",
-            "must satisfy 0 < min <= max <= 100",
-        )?;
-        check(
-            h.min_replicas_percentile > 0.0 && h.min_replicas_percentile <= 1.0,
-            "hpa.minReplicasPercentile",
-            "must be in (0, 1]",
-        )?;
-        let p = &self.prices;
-        check(
-            p.cpu_core_hour >= 0.0 && p.memory_gib_hour >= 0.0 && p.hours_per_month > 0.0,
-            "prices",
-            "must be non-negative (hoursPerMonth > 0)",
-        )
-    }
-
     /// The rules for one workload: global defaults, then its namespace, then its
     /// annotations. Invalid annotations produce warnings naming the workload and key, and
     /// the workload falls back to the global and namespace rules (a valid `ignore` still
@@ -403,6 +336,30 @@ impl Policy {
             None => base.ignore.then_some("policy for the namespace"),
         };
         (rules, by)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum NumberOrText {
+    Number(f64),
+    Text(String),
+}
+
+/// A percentile or margin: a number (a fraction) or a string (`"95%"`, `"p95"`, `"0.95"`).
+/// The range is checked by `validate`, which names the key.
+fn de_fraction<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    match NumberOrText::deserialize(d)? {
+        NumberOrText::Number(n) => Ok(n),
+        NumberOrText::Text(t) => parse_fraction(&t).map_err(serde::de::Error::custom),
+    }
+}
+
+fn de_opt_fraction<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    match Option::<NumberOrText>::deserialize(d)? {
+        None => Ok(None),
+        Some(NumberOrText::Number(n)) => Ok(Some(n)),
+        Some(NumberOrText::Text(t)) => parse_fraction(&t).map(Some).map_err(serde::de::Error::custom),
     }
 }
 

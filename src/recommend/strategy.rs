@@ -1,13 +1,17 @@
 //! The default strategy for one container (DESIGN.md, "Default strategy and why"; every
 //! default and its source is on `policy::Rules`):
-//! - CPU request = p95 of the pooled 5-minute usage of all replicas over the window (or of
-//!   the recency-weighted histogram when the policy and the usage provide one);
+//! - CPU request = p95 of the pooled 5-minute usage of all replicas over the window, or of
+//!   the days since a level shift, or the daily p95 trend projected to the horizon
+//!   (`recency.rs`), or of the recency-weighted histogram when the policy sets a half-life;
 //! - CPU limit only where there is one today (or the policy asks): max(p99 x 1.25, peak
-//!   5-minute rate), at least the request, and when CFS throttled more than the target today
-//!   (usage was cut off at the limit, so it under-reports demand) at least the current limit
-//!   x (1 + max(throttled share, 25 %));
-//! - memory request = limit = peak working set + 15 % (or p90 of daily peaks + 15 %); after
-//!   an OOM kill at least max(previous limit x 1.2, previous limit + 100 MiB) (the VPA's bump);
+//!   5-minute rate, peak 2-minute rate), at least the request, and when CFS throttled more
+//!   than the target (usage was cut off at the limit, so it under-reports demand) at least
+//!   the limit it was throttled at x (1 + max(throttled share, 25 %));
+//! - memory request = limit = peak working set + 15 % (or p90 of daily peaks + 15 %; a
+//!   rising trend of daily peaks projected to the horizon); after OOM kills at least the
+//!   limit in force at the kill bumped by max(x 1.2, + 100 MiB) per kill (up to 3), + 15 %;
+//! - every bump is anchored to history, never to today's spec, so recommending on the
+//!   recommended requests is a fixed point;
 //! - every value widened for low confidence, floored, capped, rounded up to tidy steps, and
 //!   held at the current value within hysteresis;
 //! - a Guaranteed workload stays Guaranteed: limits = requests, and the CPU request is sized
@@ -15,11 +19,13 @@
 
 use std::fmt::Write;
 
-use crate::model::{ContainerKey, ContainerSpec, ContainerUsage, DecayingSketch, format_cpu, format_memory};
+use crate::model::{ContainerKey, ContainerSpec, ContainerUsage, DecayingSketch, Sketch, format_cpu, format_memory};
 
 use super::confidence::confidence;
 use super::explain::{days, percentile_name, signed_percent, thousands};
-use super::policy::{CpuLimitMode, MemoryMode, Rules};
+use super::memory::{memory_value, oom_bump};
+use super::policy::{CpuLimitMode, Rules};
+use super::recency::{self, Change};
 use super::report::{QosClass, Reasons, Recommendation, Skip};
 
 /// What one container is sized with, besides its own usage.
@@ -27,13 +33,16 @@ pub struct Context<'a> {
     pub rules: &'a Rules,
     /// Resolution of the CPU samples, seconds.
     pub step: i64,
+    /// End of the history window, unix seconds.
+    pub window_end: i64,
     /// The workload is Guaranteed today and the policy keeps it so.
     pub guaranteed: bool,
-    /// The recency-weighted CPU histogram, when the collector filled one.
-    pub decayed: Option<&'a DecayingSketch>,
     /// Why the whole workload is skipped (`rightsizer.dev/ignore`).
     pub ignored_by: Option<&'static str>,
 }
+
+/// Past a day without samples a container's history is stale (one CronJob period is less).
+const STALE_SECONDS: i64 = 86_400;
 
 /// Rounds `v` up to a multiple of `step` (tolerating float noise just above a multiple).
 pub fn round_up(v: f64, step: f64) -> f64 {
@@ -148,6 +157,17 @@ pub fn size(key: ContainerKey, spec: &ContainerSpec, usage: Option<&ContainerUsa
     if r.oom_kills > 0 {
         r.notes.push(format!("OOMKilled {} times in the window", r.oom_kills));
     }
+    // A container that stopped reporting well before the end (deleted, scaled to zero,
+    // renamed) is sized on old history: say so rather than pass it off as current.
+    if let Some(last) = u.last_seen
+        && ctx.window_end - last > STALE_SECONDS
+    {
+        r.notes.push(format!(
+            "no usage since {} ({} before the window's end): the container was deleted, renamed or scaled to zero; sized on its older history",
+            recency::day_name(last),
+            days(ctx.window_end - last)
+        ));
+    }
     if let Some(t) = r.throttling_ratio.filter(|_| r.throttled) {
         r.notes.push(format!(
             "CPU throttled in {:.1} % of CFS periods (target {:.1} %)",
@@ -198,10 +218,10 @@ pub fn size(key: ContainerKey, spec: &ContainerSpec, usage: Option<&ContainerUsa
         CpuLimitMode::Always => true,
         CpuLimitMode::Remove => false,
     } || ctx.guaranteed;
-    let limit_raw = cpu_limit_value(u, current.cpu_limit, r.throttling_ratio.filter(|_| r.throttled), rules);
+    let limit_raw = cpu_limit_value(u, r.throttling_ratio.filter(|_| r.throttled), rules);
 
     // CPU request.
-    let (cpu_raw, cpu_source) = cpu_request_value(r.cpu_percentile, ctx, rules, &mut r.notes);
+    let (cpu_raw, cpu_source) = cpu_request_value(u, r.cpu_percentile, &window, rules, &mut r.notes);
     if let Some(p) = cpu_raw {
         let buffered = p * (1.0 + rules.cpu_buffer) * conf.margin;
         let (target, how) = match limit_raw {
@@ -211,7 +231,7 @@ pub fn size(key: ContainerKey, spec: &ContainerSpec, usage: Option<&ContainerUsa
         let s = settle(target, current.cpu_request, cpu_bounds, hysteresis, format_cpu);
         r.recommended.cpu_request = Some(s.value);
         r.reasons.cpu_request = Some(format!(
-            "{cpu_source} of {window} = {}, {}{widen}{how}{}",
+            "{cpu_source} = {}, {}{widen}{how}{}",
             format_cpu(p),
             signed_percent(rules.cpu_buffer),
             s.note
@@ -253,17 +273,8 @@ pub fn size(key: ContainerKey, spec: &ContainerSpec, usage: Option<&ContainerUsa
             signed_percent(rules.memory_buffer)
         );
         if u.oom_kills > 0 {
-            let prev = current.memory_limit.or(current.memory_request).unwrap_or(raw);
-            let bump = (prev * rules.oom_bump_ratio).max(prev + rules.oom_min_bump);
-            reason.push_str(&format!(
-                "; OOMKilled {} times: at least max({} x {}, {} + {}) = {}",
-                u.oom_kills,
-                format_memory(prev),
-                rules.oom_bump_ratio,
-                format_memory(prev),
-                format_memory(rules.oom_min_bump),
-                format_memory(bump)
-            ));
+            let (bump, how) = oom_bump(u, raw, rules);
+            reason.push_str(&how);
             v = v.max(bump);
         }
         let bounds = (rules.min_memory, rules.max_memory, rules.memory_step);
@@ -304,89 +315,123 @@ pub fn size(key: ContainerKey, spec: &ContainerSpec, usage: Option<&ContainerUsa
     r
 }
 
-/// The CPU figure the request is based on, and how it was obtained.
+/// The CPU figure the request is based on, and how it was obtained: the daily levels first
+/// (a level shift or a trend, `recency.rs`), else the window's distribution, recency-weighted
+/// when the policy sets a half-life.
 fn cpu_request_value(
+    u: &ContainerUsage,
     pooled: Option<f64>,
-    ctx: &Context,
+    window: &str,
     rules: &Rules,
     notes: &mut Vec<String>,
 ) -> (Option<f64>, String) {
     let name = percentile_name(rules.cpu_percentile);
-    if let Some(h) = rules.recency_half_life_hours {
-        match ctx.decayed.filter(|d| !d.is_empty()) {
-            Some(d) => {
+    if rules.detect_changes {
+        let levels = recency::daily_quantiles(&u.cpu_days, rules.cpu_percentile);
+        match recency::detect(&levels, CPU_LEVEL_FLOOR) {
+            Some(Change::Shift(s)) => {
+                let mut since = Sketch::new();
+                for (_, d) in u.cpu_days.range(s.since..) {
+                    since.merge(d);
+                }
+                if let Some(v) = since.quantile(rules.cpu_percentile) {
+                    return (
+                        Some(v),
+                        format!(
+                            "usage {} x{:.2} on {} (daily {name}s before and after, Mann-Whitney {}): {name} of the {} since ({} samples)",
+                            if s.ratio > 1.0 { "rose" } else { "fell" },
+                            s.ratio,
+                            recency::day_name(s.since),
+                            recency::p_text(s.p_value),
+                            if s.days == 1 {
+                                "day".to_string()
+                            } else {
+                                format!("{} days", s.days)
+                            },
+                            thousands(since.count())
+                        ),
+                    );
+                }
+            }
+            Some(Change::Trend(t)) => {
+                let end = u.last_seen.unwrap_or(0);
+                let horizon = (rules.horizon_days * 86_400.0) as i64;
                 return (
-                    d.quantile(rules.cpu_percentile),
+                    Some(t.at(end + horizon, CPU_LEVEL_FLOOR)),
                     format!(
-                        "recency-weighted {name} (half-life {:.0} h)",
-                        d.half_life_seconds() / 3600.0
+                        "usage grows {:.1} %/day (daily {name}s over {} days, R² {:.2}, t-test {}): daily {name} projected {:.0} d ahead",
+                        t.per_day * 100.0,
+                        t.days,
+                        t.r2,
+                        recency::p_text(t.p_value),
+                        rules.horizon_days
                     ),
                 );
             }
-            None => notes.push(format!(
-                "recency weighting (half-life {h} h) asked, but no decaying history was collected: unweighted"
-            )),
+            None => {}
         }
     }
-    (pooled, name)
+    if let Some(h) = rules.recency_half_life_hours {
+        if u.cpu_days.is_empty() {
+            notes.push(format!(
+                "recency weighting (half-life {h} h) asked, but no per-day history was collected: unweighted"
+            ));
+        } else {
+            let d = DecayingSketch::from_days(h * 3600.0, u.cpu_days.iter().map(|(&d, s)| (d, s)));
+            return (
+                d.quantile(rules.cpu_percentile),
+                format!("recency-weighted {name} (half-life {h:.0} h) of {window}"),
+            );
+        }
+    }
+    (pooled, format!("{name} of {window}"))
 }
 
-/// The raw CPU limit and its reason: max(p99 x (1 + headroom), peak rate), raised when
-/// throttled today.
-fn cpu_limit_value(
-    u: &ContainerUsage,
-    current_limit: Option<f64>,
-    throttled: Option<f64>,
-    rules: &Rules,
-) -> Option<(f64, String)> {
+/// Daily levels under 1m of CPU are idle: the log-space fits add this so idle days stay
+/// finite and their noise does not count as a change.
+const CPU_LEVEL_FLOOR: f64 = 0.001;
+
+/// The raw CPU limit and its reason: max(p99 x (1 + headroom), peak 5-minute rate, peak
+/// 2-minute rate), raised when throttled. The raise is anchored to the limit the container
+/// was throttled against (the lowest in force over the window, from kube-state-metrics),
+/// never today's: applying the raised limit and running again on the same history proposes
+/// the same value. Without that history the peak stands in for it (a throttled container's
+/// usage is cut off at its limit).
+fn cpu_limit_value(u: &ContainerUsage, throttled: Option<f64>, rules: &Rules) -> Option<(f64, String)> {
     let tail = u.cpu.quantile(rules.cpu_limit_percentile)?;
     let peak = u.cpu.max().unwrap_or(tail);
     let mut v = (tail * (1.0 + rules.cpu_limit_headroom)).max(peak);
     let mut how = format!(
-        "max({} {} x {:.2}, peak {})",
+        "max({} {} x {:.2}, peak {}",
         percentile_name(rules.cpu_limit_percentile),
         format_cpu(tail),
         1.0 + rules.cpu_limit_headroom,
         format_cpu(peak)
     );
-    if let (Some(ratio), Some(limit)) = (throttled, current_limit) {
-        let raised = limit * (1.0 + ratio.max(rules.cpu_limit_headroom));
+    if let Some(short) = u.cpu_short_peak {
+        v = v.max(short);
+        how.push_str(&format!(", 2-minute peak {}", format_cpu(short)));
+    }
+    how.push(')');
+    if let Some(ratio) = throttled {
+        let factor = 1.0 + ratio.max(rules.cpu_limit_headroom);
+        let (anchor, what) = match u.throttled_limit {
+            Some(l) => (l, "the limit it was throttled at"),
+            None => (
+                peak.max(u.cpu_short_peak.unwrap_or(0.0)),
+                "its peak (limit history unknown)",
+            ),
+        };
+        let raised = anchor * factor;
         if raised > v {
             v = raised;
         }
         how.push_str(&format!(
-            "; throttled {:.1} % today, so at least the current {} x {:.2} = {}",
+            "; throttled {:.1} % of CFS periods, so at least {what} {} x {factor:.2} = {}",
             ratio * 100.0,
-            format_cpu(limit),
-            1.0 + ratio.max(rules.cpu_limit_headroom),
+            format_cpu(anchor),
             format_cpu(raised)
         ));
     }
     Some((v, how))
-}
-
-/// The memory figure (bytes) and how it was obtained, per the memory mode.
-fn memory_value(u: &ContainerUsage, rules: &Rules) -> Option<(f64, String)> {
-    let peak = u.memory_peak?;
-    let window = days(u.span_seconds());
-    if rules.memory_mode == MemoryMode::DailyPeaks {
-        let mut peaks: Vec<f64> = u.memory_daily_peaks.values().copied().collect();
-        if !peaks.is_empty() {
-            peaks.sort_by(f64::total_cmp);
-            let rank = ((rules.memory_peaks_percentile * peaks.len() as f64).ceil() as usize).clamp(1, peaks.len());
-            return Some((
-                peaks[rank - 1],
-                format!(
-                    "{} of {} daily peaks",
-                    percentile_name(rules.memory_peaks_percentile),
-                    peaks.len()
-                ),
-            ));
-        }
-        return Some((
-            peak,
-            format!("peak working set over {window} (no daily peaks collected)"),
-        ));
-    }
-    Some((peak, format!("peak working set over {window}")))
 }

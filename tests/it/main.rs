@@ -11,6 +11,7 @@ mod emit_cluster;
 mod emit_manifests;
 mod emit_patches;
 mod fake_api_tests;
+mod fixed_point;
 mod history;
 mod one_path;
 mod outputs;

@@ -25,6 +25,8 @@ pub struct Load {
     burst_prob: f64,
     burst_mult: f64,
     burst_len: i64,
+    shift: Option<(i64, f64)>,
+    growth: Option<(f64, i64)>,
 }
 
 impl Load {
@@ -37,6 +39,8 @@ impl Load {
             burst_prob: (w.bursts_per_day / 24.0).clamp(0.0, 1.0),
             burst_mult: w.burst_multiplier.max(1.0),
             burst_len: (w.burst_minutes * 60).clamp(0, HOUR),
+            shift: w.shift,
+            growth: w.growth,
         }
     }
 
@@ -60,6 +64,14 @@ impl Load {
                     f *= self.burst_mult;
                 }
             }
+        }
+        if let Some((at, factor)) = self.shift
+            && t >= at
+        {
+            f *= factor;
+        }
+        if let Some((rate, origin)) = self.growth {
+            f *= (1.0 + rate).powf((t - origin) as f64 / DAY as f64);
         }
         f
     }

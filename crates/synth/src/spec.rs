@@ -73,6 +73,10 @@ pub struct WorkloadSpec {
     /// StatefulSet: usage multiplier of ordinal 0 (1 = all replicas alike).
     pub hot_replica: f64,
     pub batch: Option<BatchSpec>,
+    /// A level shift (a release): from this time on, load x this factor.
+    pub shift: Option<(i64, f64)>,
+    /// Steady growth: load x (1 + rate)^(days since the origin) (1 at the origin).
+    pub growth: Option<(f64, i64)>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -177,7 +181,21 @@ impl WorkloadSpec {
             burst_minutes: 0,
             hot_replica: 1.0,
             batch: None,
+            shift: None,
+            growth: None,
         }
+    }
+
+    /// From `at` on, load x `factor` (a release that changed usage).
+    pub fn shift_at(mut self, at: i64, factor: f64) -> Self {
+        self.shift = Some((at, factor));
+        self
+    }
+
+    /// Load grows by `per_day` (0.03 = 3 %) a day, and is 1 at `origin`.
+    pub fn growth(mut self, per_day: f64, origin: i64) -> Self {
+        self.growth = Some((per_day, origin));
+        self
     }
 
     /// Adds a container; an empty image becomes `registry.example.com/<namespace>/<workload>`

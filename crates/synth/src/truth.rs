@@ -253,6 +253,12 @@ fn accumulate(spec: &ClusterSpec, w: &WorkloadSpec, wp: &WorkloadPlan, eval_step
                 a.rates.push(r);
             } else {
                 a.sketch.add(r);
+                // The per-day sketches the collector fills (days run (midnight, midnight]).
+                a.usage
+                    .cpu_days
+                    .entry((t - 1).div_euclid(86_400) * 86_400)
+                    .or_default()
+                    .add(r);
             }
             a.usage.saw(t);
             steps.add(t, ci, r);
@@ -391,6 +397,9 @@ impl Cluster {
                 let mut u = a.usage;
                 u.cpu = a.sketch;
                 u.pods = a.pods;
+                // The limits in force at kills and throttling: the generator's never change.
+                u.oom_limit = c.memory_limit.filter(|_| u.oom_kills > 0);
+                u.throttled_limit = c.cpu_limit;
                 if u.pods > 0 {
                     containers.insert(ContainerKey::new(workload_key(w), &c.name), u);
                 }

@@ -83,6 +83,11 @@ impl CpuChunk {
         }
     }
 
+    /// The last evaluation time of the chunk.
+    fn last(&self) -> i64 {
+        self.first + (self.points as i64 - 1) * self.step
+    }
+
     pub(super) fn series_count(&self) -> usize {
         self.series.len()
     }
@@ -108,6 +113,16 @@ impl CpuChunk {
                     w.replicas.add(f64::from(replicas));
                 }
             }
+        }
+    }
+}
+
+impl CpuChunk {
+    /// A short-window rate of the series being read (remote read computes them from the same
+    /// raw samples as the 5-minute rates).
+    fn short_rate(&mut self, v: f64) {
+        if let Some((c, ..)) = self.current {
+            self.containers[c].1.observe_short_cpu(v);
         }
     }
 }
@@ -171,7 +186,7 @@ impl SeriesSink for CpuChunk {
             *taken |= bit;
         }
         let usage = &mut self.containers[c].1;
-        usage.cpu.add(v);
+        usage.observe_cpu(super::day_of(t), v);
         usage.saw(t);
         if in_chunk {
             let steps = &mut self.workloads[w].1;
@@ -281,6 +296,10 @@ impl RawSink for RateSink {
             self.chunk.series(&labels);
             for &(t, r) in &self.rates {
                 self.chunk.sample(t, r);
+            }
+            if let Some(peak) = super::short_rate::short_peak(s, self.chunk.first - self.chunk.step, self.chunk.last())
+            {
+                self.chunk.short_rate(peak);
             }
         }
     }

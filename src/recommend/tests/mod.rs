@@ -3,6 +3,7 @@
 //! two-replica Deployment `shop/web` with one `app` container requesting 500m / 512 MiB,
 //! using p95 200m and peak 300 MiB over 14 days of 5-minute samples.
 
+mod changes;
 mod hpa;
 mod policy;
 mod properties;
@@ -15,7 +16,7 @@ use crate::model::{
 
 use super::policy::MIB;
 use super::strategy::round_up;
-use super::{Decayed, Overrides, Policy, Recommendation, WorkloadRecommendation, recommend_weighted};
+use super::{Overrides, Policy, Recommendation, WorkloadRecommendation, recommend};
 
 pub const DAY: i64 = 86_400;
 const END: i64 = 1_793_491_200;
@@ -33,6 +34,16 @@ pub struct UsageSpec {
     pub daily_peaks: Vec<f64>,
     pub oom_kills: u32,
     pub throttling: Option<f64>,
+    /// Per-day CPU levels, oldest first, ending at `END`: when set, the pooled CPU and the
+    /// per-day sketches are built from them (288 points a day per pod, the day's points at
+    /// its level, its top 5 % at level x `tail`), replacing `cpu_p95`.
+    pub cpu_days: Vec<f64>,
+    /// History fields the collector fills from kube-state-metrics.
+    pub oom_limit: Option<f64>,
+    pub throttled_limit: Option<f64>,
+    pub cpu_short_peak: Option<f64>,
+    /// Seconds between the last sample and the window's end (0: still running).
+    pub gone_for: i64,
 }
 
 impl UsageSpec {
@@ -47,6 +58,11 @@ impl UsageSpec {
             daily_peaks: Vec::new(),
             oom_kills: 0,
             throttling: None,
+            cpu_days: Vec::new(),
+            oom_limit: None,
+            throttled_limit: None,
+            cpu_short_peak: None,
+            gone_for: 0,
         }
     }
 
@@ -57,11 +73,26 @@ impl UsageSpec {
             oom_kills: self.oom_kills,
             ..Default::default()
         };
-        let body = ((0.95 * self.samples as f64).ceil() as u64).min(self.samples);
-        u.cpu.add_n(self.cpu_p95, body as u32);
-        u.cpu.add_n(self.cpu_p95 * self.tail, (self.samples - body) as u32);
-        u.saw(END - self.span);
-        u.saw(END);
+        if self.cpu_days.is_empty() {
+            let body = ((0.95 * self.samples as f64).ceil() as u64).min(self.samples);
+            u.cpu.add_n(self.cpu_p95, body as u32);
+            u.cpu.add_n(self.cpu_p95 * self.tail, (self.samples - body) as u32);
+        } else {
+            let n = self.cpu_days.len() as i64;
+            let per_day = 288 * u64::from(self.pods);
+            for (i, &level) in self.cpu_days.iter().enumerate() {
+                let day = END - (n - i as i64) * DAY;
+                for k in 0..per_day {
+                    let v = if k % 20 == 19 { level * self.tail } else { level };
+                    u.observe_cpu(day, v);
+                }
+            }
+        }
+        u.oom_limit = self.oom_limit;
+        u.throttled_limit = self.throttled_limit;
+        u.cpu_short_peak = self.cpu_short_peak;
+        u.saw(END - self.span - self.gone_for);
+        u.saw(END - self.gone_for);
         for (i, &p) in self.daily_peaks.iter().enumerate() {
             u.observe_daily_peak(END - (i as i64 + 1) * DAY, p);
         }
@@ -80,7 +111,6 @@ pub struct Case {
     pub usage: Vec<Option<UsageSpec>>,
     pub workload_usage: Option<WorkloadUsage>,
     pub policy: Policy,
-    pub decayed: Decayed,
 }
 
 impl Case {
@@ -105,7 +135,6 @@ impl Case {
             usage: vec![Some(UsageSpec::typical())],
             workload_usage: None,
             policy: Policy::default(),
-            decayed: Decayed::new(),
         }
     }
 
@@ -155,6 +184,60 @@ impl Case {
 
     pub fn oom_killed(mut self, times: u32) -> Self {
         self.last().oom_kills = times;
+        self
+    }
+
+    /// The memory limit (MiB) in force when the container was OOM killed.
+    pub fn killed_at_limit_mib(mut self, mib: f64) -> Self {
+        self.last().oom_limit = Some(mib * MIB);
+        self
+    }
+
+    /// The CPU limit (cores) the container was throttled against.
+    pub fn throttled_at(mut self, cores: f64) -> Self {
+        self.last().throttled_limit = Some(cores);
+        self
+    }
+
+    /// The container stopped reporting `days` before the window's end (deleted halfway).
+    pub fn gone_for_days(mut self, days: f64) -> Self {
+        self.last().gone_for = (days * DAY as f64) as i64;
+        self
+    }
+
+    pub fn short_peak(mut self, cores: f64) -> Self {
+        self.last().cpu_short_peak = Some(cores);
+        self
+    }
+
+    /// Daily CPU levels (cores), oldest first, ending at the window's end.
+    pub fn cpu_days(mut self, levels: &[f64]) -> Self {
+        let u = self.last();
+        u.cpu_days = levels.to_vec();
+        u.span = levels.len() as i64 * DAY;
+        self
+    }
+
+    /// The recommendation applied: its values become the current ones (the history stays).
+    pub fn applied(mut self) -> Self {
+        let unit = self.run();
+        for (c, r) in self.workload.containers.iter_mut().zip(&unit.containers) {
+            c.resources = r.recommended;
+        }
+        if let (Some(h), Some(rec)) = (self.workload.hpa.as_mut(), unit.hpa.as_ref()) {
+            h.min_replicas = rec.min_replicas;
+            h.max_replicas = rec.max_replicas;
+            for m in &mut h.metrics {
+                if let HpaMetric::Utilization {
+                    resource,
+                    target_percent,
+                } = m
+                    && let Some(t) = rec.targets.iter().find(|t| t.resource == *resource)
+                {
+                    *target_percent = t.recommended_percent;
+                }
+            }
+        }
         self
     }
 
@@ -296,12 +379,7 @@ impl Case {
     }
 
     pub fn run_with_warnings(&self) -> (WorkloadRecommendation, Vec<String>) {
-        let report = recommend_weighted(
-            std::slice::from_ref(&self.workload),
-            &self.usage_set(),
-            &self.decayed,
-            &self.policy,
-        );
+        let report = recommend(std::slice::from_ref(&self.workload), &self.usage_set(), &self.policy);
         let unit = report.workloads.into_iter().next().expect("one workload");
         (unit, report.warnings)
     }

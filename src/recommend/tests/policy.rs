@@ -87,7 +87,7 @@ fn layers_apply_global_then_namespace_then_annotations() {
     // The annotation wins over the namespace for its key only.
     let r = Case::test()
         .namespace_rules(ns)
-        .annotated("rightsizer.dev/memory-buffer", "20")
+        .annotated("rightsizer.dev/memory-buffer", "20%")
         .app();
     assert!(near(r.recommended.cpu_request, 0.26, 0.005));
     assert_eq!(r.recommended.memory_request, mib(360.0));

@@ -188,3 +188,70 @@ fn hpa_scale_point_is_preserved_within_rounding() {
         "{clamped} clamped: exercise both paths"
     );
 }
+
+/// Daily CPU levels of one of the shapes recency detection tells apart: flat with noise, a
+/// level shift `k` days before the end, steady growth, a weekly cycle.
+fn random_days(g: &mut Gen, level: f64) -> Vec<f64> {
+    let shape = g.next() % 4;
+    let k = 2 + (g.next() % 5) as usize;
+    let factor = g.log_range(0.3, 3.0);
+    let growth = 1.0 + g.unit() * 0.06;
+    (0..14)
+        .map(|d| {
+            let noise = 1.0 + 0.05 * (g.unit() - 0.5);
+            let v = match shape {
+                0 => level,
+                1 if d >= 14 - k => level * factor,
+                1 => level,
+                2 => level * growth.powi(d as i32),
+                _ if d % 7 >= 5 => level * 0.3,
+                _ => level,
+            };
+            v * noise
+        })
+        .collect()
+}
+
+#[test]
+fn recommending_on_the_recommended_requests_is_a_fixed_point() {
+    let mut g = Gen(19);
+    let mut changed = 0;
+    for i in 0..1_500 {
+        let mut case = random_case(&mut g);
+        if g.maybe(0.4) {
+            let level = case.usage[0].as_ref().unwrap().cpu_p95;
+            let days = random_days(&mut g, level);
+            case = case.cpu_days(&days);
+        }
+        if g.maybe(0.5) {
+            case = case.killed_at_limit_mib(g.log_range(64.0, 16_000.0));
+        }
+        if g.maybe(0.5) {
+            case = case.throttled_at(g.log_range(0.05, 8.0));
+        }
+        if g.maybe(0.3) {
+            case = case.short_peak(g.log_range(0.01, 16.0));
+        }
+        if g.maybe(0.3) {
+            let min = 1 + (g.next() % 4) as u32;
+            let max = min + (g.next() % 8) as u32;
+            let low = g.log_range(0.01, 4.0);
+            case = case
+                .with_hpa(min, max)
+                .hpa_target(50 + (g.next() % 41) as u32)
+                .total_cpu(low, low * g.log_range(1.0, 10.0), g.log_range(1.0, 12.0));
+        }
+        let first = case.run();
+        changed += usize::from(first.changed());
+        let again = case.clone().applied().run();
+        assert!(
+            !again.changed(),
+            "{i}: applying {:?} and recommending again proposes {:?} (hpa {:?} -> {:?})\n{case:?}",
+            first.containers[0].recommended,
+            again.containers[0].recommended,
+            first.hpa,
+            again.hpa
+        );
+    }
+    assert!(changed > 500, "the generator should propose changes ({changed})");
+}

@@ -48,12 +48,22 @@ fn values_follow_the_rules() {
             want(0.19, Some(0.27), 345.0),
         ),
         (
-            "OOM: limit x 1.2",
+            "OOM: limit at the kill x 1.2, + 15 %",
             Case::test()
                 .limits(None, Some(512.0))
                 .memory_peak_mib(500.0)
+                .killed_at_limit_mib(512.0)
+                .oom_killed(1),
+            want(0.2, None, 707.0),
+        ),
+        (
+            "OOM three times: bumped three times",
+            Case::test()
+                .limits(None, Some(512.0))
+                .memory_peak_mib(500.0)
+                .killed_at_limit_mib(512.0)
                 .oom_killed(3),
-            want(0.2, None, 615.0),
+            want(0.2, None, 1018.0),
         ),
         (
             "OOM: limit + 100 MiB when larger",
@@ -61,16 +71,27 @@ fn values_follow_the_rules() {
                 .requests(Some(0.5), Some(150.0))
                 .limits(None, Some(200.0))
                 .memory_peak_mib(190.0)
+                .killed_at_limit_mib(200.0)
                 .oom_killed(1),
-            want(0.2, None, 300.0),
+            want(0.2, None, 345.0),
         ),
         (
-            "OOM without a limit bumps from the request",
+            "OOM: the limit at the kill, not today's (raised since)",
+            Case::test()
+                .requests(Some(0.5), Some(900.0))
+                .limits(None, Some(900.0))
+                .memory_peak_mib(190.0)
+                .killed_at_limit_mib(200.0)
+                .oom_killed(1),
+            want(0.2, None, 345.0),
+        ),
+        (
+            "OOM without limit history bumps from the peak working set",
             Case::test()
                 .requests(Some(0.5), Some(256.0))
                 .memory_peak_mib(250.0)
                 .oom_killed(1),
-            want(0.2, None, 356.0),
+            want(0.2, None, 403.0),
         ),
         (
             "daily-peaks mode: p90 of daily peaks + 15 %",
@@ -142,7 +163,11 @@ fn values_follow_the_rules() {
 
 #[test]
 fn every_value_carries_its_reason() {
-    let r = Case::test().limits(Some(1.0), None).oom_killed(2).app();
+    let r = Case::test()
+        .limits(Some(1.0), None)
+        .killed_at_limit_mib(512.0)
+        .oom_killed(2)
+        .app();
     let cpu = r.reasons.cpu_request.unwrap();
     assert!(
         cpu.starts_with("p95 of 8,064 samples from 2 pods over 14.0 d = "),
@@ -158,7 +183,7 @@ fn every_value_carries_its_reason() {
         "{memory}"
     );
     assert!(
-        memory.contains("OOMKilled 2 times: at least max(512Mi x 1.2, 512Mi + 100Mi) = 615Mi"),
+        memory.contains("OOMKilled 2 times: the limit in force at the kill 512Mi bumped 2 times by max(x 1.2, + 100Mi) = 738Mi, +15 % = 848Mi"),
         "{memory}"
     );
     assert!(r.reasons.cpu_limit.unwrap().starts_with("max(p99 "));
@@ -326,6 +351,7 @@ fn minimum_savings_gate_blocks_only_small_cuts() {
     // An increase (OOM kills) is about reliability: never gated.
     let oom = Case::test()
         .limits(None, Some(512.0))
+        .killed_at_limit_mib(512.0)
         .oom_killed(1)
         .policy(|p| p.min_monthly_savings = 1000.0)
         .run();
@@ -333,32 +359,33 @@ fn minimum_savings_gate_blocks_only_small_cuts() {
 }
 
 #[test]
-fn recency_weighting_uses_the_decaying_histogram_when_collected() {
-    let key = ContainerKey::new(Case::test().workload.key, "app");
-    let mut d = DecayingSketch::new(86_400.0);
-    for i in 0..(14 * 288) {
-        // Two weeks at 400m, the last day at 100m: the weighted p95 follows the old level
-        // less and less; at 24 h half-life the last day holds half the weight.
-        let t = END - 14 * DAY + i * 300;
-        d.add(if t > END - DAY { 0.1 } else { 0.4 }, t);
-    }
-    let mut case = Case::test().policy(|p| p.defaults.recency_half_life_hours = Some(24.0));
-    case.decayed.insert(key, d.clone());
+fn recency_weighting_uses_the_per_day_history() {
+    // Twelve days at 400m, the last two at 100m (no shift detection: only weighting).
+    let mut levels = vec![0.4; 12];
+    levels.extend([0.1, 0.1]);
+    let case = Case::test().cpu_days(&levels).policy(|p| {
+        p.defaults.recency_half_life_hours = Some(24.0);
+        p.defaults.detect_changes = false;
+    });
+    let u = case.usage_set().containers.into_values().next().unwrap();
+    let d = DecayingSketch::from_days(86_400.0, u.cpu_days.iter().map(|(&d, s)| (d, s)));
     let r = case.app();
     assert!(
         near(r.recommended.cpu_request, d.quantile(0.95).unwrap(), 0.005),
         "{r:?}"
     );
+    let weighted = r.recommended.cpu_request.unwrap();
+    assert!(weighted < 0.4 * 1.3, "{weighted}");
     assert!(
         r.reasons
             .cpu_request
             .unwrap()
             .starts_with("recency-weighted p95 (half-life 24 h)")
     );
-    // Asked for but not collected: unweighted, and a note says so.
+    // Asked for without per-day history: unweighted, and a note says so.
     let r = Case::test()
         .policy(|p| p.defaults.recency_half_life_hours = Some(24.0))
         .app();
     assert!(near(r.recommended.cpu_request, 0.2, 0.005));
-    assert!(r.notes.iter().any(|n| n.contains("no decaying history")));
+    assert!(r.notes.iter().any(|n| n.contains("no per-day history")));
 }

@@ -1,0 +1,103 @@
+//! Memory sizing for one container: the working-set figure per the memory mode (a rising
+//! trend of the daily peaks projected to the horizon) and the floor after OOM kills,
+//! anchored to the limit in force at the kill (`strategy.rs` applies margins, bounds and
+//! hysteresis).
+
+use crate::model::{ContainerUsage, format_memory};
+
+use super::explain::{days, percentile_name, signed_percent};
+use super::policy::{MemoryMode, Rules};
+use super::recency::{self, Change};
+
+/// Daily peaks under 1 MiB are noise in the log-space trend fit.
+const MEMORY_LEVEL_FLOOR: f64 = 1024.0 * 1024.0;
+
+/// Repeated kills raise the bump once more each, up to this many times.
+const MAX_OOM_STEPS: u32 = 3;
+
+/// The memory floor after OOM kills: the limit in force at the kills (kube-state-metrics at
+/// that time; without that history the peak working set, which reached the limit when the
+/// kernel killed it), bumped like the VPA (max(x 1.2, + 100 MiB)) once per kill up to three,
+/// then the normal memory margin on top. Never today's limit: applying the result and
+/// running again on the same history proposes the same value (today's limit would raise it
+/// on every run: 450 -> 592 -> 711 -> 854 Mi).
+pub(super) fn oom_bump(u: &ContainerUsage, peak: f64, rules: &Rules) -> (f64, String) {
+    let (anchor, what) = match u.oom_limit {
+        Some(l) => (l, "the limit in force at the kill"),
+        None => (
+            u.memory_peak.unwrap_or(peak),
+            "the peak working set (limit history unknown)",
+        ),
+    };
+    let steps = u.oom_kills.min(MAX_OOM_STEPS);
+    let mut bump = anchor;
+    for _ in 0..steps {
+        bump = (bump * rules.oom_bump_ratio).max(bump + rules.oom_min_bump);
+    }
+    let with_margin = bump * (1.0 + rules.memory_buffer);
+    let how = format!(
+        "; OOMKilled {} times: {what} {} bumped {steps} time{} by max(x {}, + {}) = {}, {} = {}",
+        u.oom_kills,
+        format_memory(anchor),
+        if steps == 1 { "" } else { "s" },
+        rules.oom_bump_ratio,
+        format_memory(rules.oom_min_bump),
+        format_memory(bump),
+        signed_percent(rules.memory_buffer),
+        format_memory(with_margin)
+    );
+    (with_margin, how)
+}
+
+/// The memory figure (bytes) and how it was obtained, per the memory mode; a rising trend of
+/// the daily peaks is projected to the horizon (memory is never cut on a detected fall: an
+/// under-sized memory limit is an OOM kill, not a slowdown).
+pub(super) fn memory_value(u: &ContainerUsage, rules: &Rules) -> Option<(f64, String)> {
+    let (v, how) = memory_base(u, rules)?;
+    if rules.detect_changes {
+        let levels: Vec<(i64, f64)> = u.memory_daily_peaks.iter().map(|(&d, &v)| (d, v)).collect();
+        if let Some(Change::Trend(t)) = recency::detect(&levels, MEMORY_LEVEL_FLOOR) {
+            let end = u.last_seen.unwrap_or(0);
+            let projected = t.at(end + (rules.horizon_days * 86_400.0) as i64, MEMORY_LEVEL_FLOOR);
+            if projected > v {
+                return Some((
+                    projected,
+                    format!(
+                        "working set grows {:.1} %/day (daily peaks over {} days, R² {:.2}, t-test {}): daily peak projected {:.0} d ahead",
+                        t.per_day * 100.0,
+                        t.days,
+                        t.r2,
+                        recency::p_text(t.p_value),
+                        rules.horizon_days
+                    ),
+                ));
+            }
+        }
+    }
+    Some((v, how))
+}
+
+fn memory_base(u: &ContainerUsage, rules: &Rules) -> Option<(f64, String)> {
+    let peak = u.memory_peak?;
+    let window = days(u.span_seconds());
+    if rules.memory_mode == MemoryMode::DailyPeaks {
+        let mut peaks: Vec<f64> = u.memory_daily_peaks.values().copied().collect();
+        if !peaks.is_empty() {
+            peaks.sort_by(f64::total_cmp);
+            let rank = ((rules.memory_peaks_percentile * peaks.len() as f64).ceil() as usize).clamp(1, peaks.len());
+            return Some((
+                peaks[rank - 1],
+                format!(
+                    "{} of {} daily peaks",
+                    percentile_name(rules.memory_peaks_percentile),
+                    peaks.len()
+                ),
+            ));
+        }
+        return Some((
+            peak,
+            format!("peak working set over {window} (no daily peaks collected)"),
+        ));
+    }
+    Some((peak, format!("peak working set over {window}")))
+}
