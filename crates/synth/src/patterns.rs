@@ -25,6 +25,8 @@ pub struct Load {
     burst_prob: f64,
     burst_mult: f64,
     burst_len: i64,
+    shift: Option<(i64, f64)>,
+    growth: Option<(i64, f64)>,
 }
 
 impl Load {
@@ -37,11 +39,14 @@ impl Load {
             burst_prob: (w.bursts_per_day / 24.0).clamp(0.0, 1.0),
             burst_mult: w.burst_multiplier.max(1.0),
             burst_len: (w.burst_minutes * 60).clamp(0, HOUR),
+            shift: w.level_shift.map(|(at, m)| (at, m.max(0.0))),
+            growth: w.growth,
         }
     }
 
     /// Load at `t`: `1 + diurnal * cos(...)` peaking at 14:00 local time, times the weekend
-    /// factor on Saturday and Sunday, times the burst multiplier inside a burst.
+    /// factor on Saturday and Sunday, times the burst multiplier inside a burst, times the
+    /// level shift after it and the growth since its anchor.
     pub fn factor(&self, t: i64) -> f64 {
         let local = t + self.tz;
         let hour = local.rem_euclid(DAY) as f64 / HOUR as f64;
@@ -60,6 +65,14 @@ impl Load {
                     f *= self.burst_mult;
                 }
             }
+        }
+        if let Some((at, m)) = self.shift
+            && t >= at
+        {
+            f *= m;
+        }
+        if let Some((anchor, per_day)) = self.growth {
+            f *= (1.0 + per_day).powf((t - anchor) as f64 / DAY as f64);
         }
         f
     }
@@ -266,6 +279,13 @@ mod tests {
         assert!((l.factor(monday + 2 * HOUR) - 0.5).abs() < 1e-9);
         assert!((l.factor(2 * DAY + 14 * HOUR) - 0.75).abs() < 1e-9);
         assert_eq!(grid_at_or_after(61, 600, 60), 120);
+        // A level shift doubles the load from its time on; growth compounds per day.
+        let shifted = Load::new(&w.clone().shift_at(monday, 2.0), 1);
+        assert_eq!(shifted.factor(monday - HOUR), l.factor(monday - HOUR));
+        assert!((shifted.factor(monday + 14 * HOUR) - 3.0).abs() < 1e-9);
+        let growing = Load::new(&w.growing(0.03, monday + DAY + 14 * HOUR), 1);
+        assert!((growing.factor(monday + DAY + 14 * HOUR) - 1.5).abs() < 1e-9);
+        assert!((growing.factor(monday + 14 * HOUR) - 1.5 / 1.03).abs() < 1e-9);
         assert_eq!(grid_at_or_after(120, 600, 60), 120);
     }
 }

@@ -73,6 +73,11 @@ pub struct WorkloadSpec {
     /// StatefulSet: usage multiplier of ordinal 0 (1 = all replicas alike).
     pub hot_replica: f64,
     pub batch: Option<BatchSpec>,
+    /// A release that changed the load for good: from this time on, times this multiplier.
+    pub level_shift: Option<(i64, f64)>,
+    /// Steady growth: the load is multiplied by `(1 + per_day)` per day since the anchor
+    /// time (so it is 1 at the anchor, less before it).
+    pub growth: Option<(i64, f64)>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -177,6 +182,8 @@ impl WorkloadSpec {
             burst_minutes: 0,
             hot_replica: 1.0,
             batch: None,
+            level_shift: None,
+            growth: None,
         }
     }
 
@@ -424,6 +431,18 @@ impl WorkloadSpec {
 
     pub fn hot(mut self, multiplier: f64) -> Self {
         self.hot_replica = multiplier;
+        self
+    }
+
+    /// From `at` on, the load is `multiplier` times what it was (a release, a new client).
+    pub fn shift_at(mut self, at: i64, multiplier: f64) -> Self {
+        self.level_shift = Some((at, multiplier));
+        self
+    }
+
+    /// The load grows by `per_day` (0.03 = 3 %) a day, and is 1 at `anchor`.
+    pub fn growing(mut self, per_day: f64, anchor: i64) -> Self {
+        self.growth = Some((anchor, per_day));
         self
     }
 }
