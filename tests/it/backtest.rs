@@ -163,6 +163,16 @@ async fn backtest_scores_every_method_on_the_held_out_day() {
     assert_eq!(out.status.code(), Some(2));
     let stderr = text(&out.stderr);
     assert!(stderr.contains("no usage in the held-out window"), "{stderr}");
+
+    // A snapshot holds no held-out usage: refused with the reason.
+    let snapshot = concat!(env!("CARGO_MANIFEST_DIR"), "/demo/cluster.snapshot.json.gz");
+    let out = rightsizer(&["backtest", "--snapshot", snapshot]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("backtest reads history from prometheus"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 /// The small quality suite: the backtest scenarios (`ClusterSpec::scenarios`, 6 days of
