@@ -194,9 +194,25 @@ pub fn evaluate(
             }
             let current = c.resources;
             let ours = recommended.get(&key).map_or(current, |r| **r);
-            let krr = reference::krr_simple(&h.training);
+            let mut krr = reference::krr_simple(&h.training);
             if krr.cpu_request.is_none() || krr.memory_request.is_none() {
                 notes.push("krr-simple: fewer than 100 training points, today's values kept".into());
+            }
+            // KRR leaves a resource an HPA scales on by utilization alone (`allow_hpa` off by
+            // default, `simple.py`): today's value stays.
+            let hpa_on = |resource: &str| {
+                w.hpa
+                    .iter()
+                    .flat_map(|h| &h.metrics)
+                    .any(|m| matches!(m, crate::model::HpaMetric::Utilization { resource: r, .. } if r == resource))
+            };
+            if hpa_on("cpu") {
+                krr.cpu_request = None;
+                notes.push("krr-simple: HPA on CPU utilization, today's CPU kept".into());
+            }
+            if hpa_on("memory") {
+                (krr.memory_request, krr.memory_limit) = (None, None);
+                notes.push("krr-simple: HPA on memory utilization, today's memory kept".into());
             }
             let krr = Resources {
                 cpu_request: krr.cpu_request.or(current.cpu_request),
@@ -394,5 +410,23 @@ mod tests {
         assert!(gone.candidates.is_empty() && gone.notes[0].contains("no usage in the held-out window"));
         assert_eq!(e.totals.len(), METHODS.len());
         assert!(e.totals.iter().all(|t| t.score.cpu_intervals == 2));
+
+        // With an HPA on CPU utilization KRR keeps today's CPU request (and says so).
+        let mut scaled = w.clone();
+        scaled.hpa = Some(crate::model::Hpa {
+            name: "web".into(),
+            min_replicas: 2,
+            max_replicas: 5,
+            current_replicas: None,
+            desired_replicas: None,
+            metrics: vec![crate::model::HpaMetric::Utilization {
+                resource: "cpu".into(),
+                target_percent: 70,
+            }],
+        });
+        let e = evaluate(std::slice::from_ref(&scaled), &report, &history, 300, 200 * 300);
+        let krr = &e.containers[0].candidates[2];
+        assert_eq!(krr.resources.cpu_request, Some(0.5));
+        assert!(e.containers[0].notes.iter().any(|n| n.contains("HPA on CPU")));
     }
 }

@@ -179,7 +179,8 @@ impl Decaying {
 ///   with the interval's end) into a decaying histogram; target: its 90th percentile x 1.15;
 /// - an OOM kill (`RecordOOM`) raises its interval's peak to
 ///   `max(used + 100 MiB, used x 1.2)` where `used` is the larger of the memory request and
-///   the interval's peak so far (`DefaultOOMBumpUpRatio`, `DefaultOOMMinBumpUp`);
+///   the interval's peak so far (`DefaultOOMBumpUpRatio`, `DefaultOOMMinBumpUp`); the
+///   request is today's (the one in force at the kill is not read);
 /// - both at least the pod minimum (25 millicores, 250 MiB: `PodMinCPUMillicores`,
 ///   `PodMinMemoryMb`) shared evenly by the pod's `containers` (`GetRecommendedPodResources`).
 ///

@@ -4,12 +4,19 @@
 //! with a constant number of extra requests, and says how much data there is when the
 //! window asks for more.
 
+use std::collections::BTreeMap;
+
+use rightsizer::collect::history::Window;
+use rightsizer::emit::progress::Progress;
 use rightsizer::model::ContainerKey;
+use rightsizer::recommend::backtest::{METHODS, Score};
+use rightsizer::settings::RunSettings;
+use rightsizer_synth::ClusterSpec;
 use serde_json::Value;
 
 use crate::slice::rightsizer;
 use crate::support::fake_api::FakeApi;
-use crate::support::servers::{DEMO_DAYS, DEMO_END, Prometheus, demo_history};
+use crate::support::servers::{DEMO_DAYS, DEMO_END, Prometheus, backfilled_tsdb, demo_history};
 
 const DAY: i64 = 86_400;
 
@@ -153,4 +160,112 @@ async fn backtest_scores_every_method_on_the_held_out_day() {
     assert_eq!(out.status.code(), Some(2));
     let stderr = text(&out.stderr);
     assert!(stderr.contains("no usage in the held-out window"), "{stderr}");
+
+    // A snapshot holds no held-out usage: refused with the reason.
+    let snapshot = concat!(env!("CARGO_MANIFEST_DIR"), "/demo/cluster.snapshot.json.gz");
+    let out = rightsizer(&["backtest", "--snapshot", snapshot]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("backtest reads history from prometheus"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// The small quality suite: the backtest scenarios (`ClusterSpec::scenarios`, 6 days of
+/// training, 2 held out) through the backtest's library code against a real Prometheus,
+/// per scenario and method. Prints the table; checks what holds for every method (the
+/// same held-out points for each) and issue 12's targets for rightsizer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quality_suite_on_the_scenarios() {
+    let held_out = 2 * DAY;
+    let cluster = rightsizer_synth::generate(ClusterSpec::scenarios(DEMO_END, 8 * DAY, held_out));
+    let tsdb = backfilled_tsdb(&cluster);
+    let prom = Prometheus::start(Some(&tsdb), &[]);
+    let training = Window {
+        end: DEMO_END - held_out,
+        length: 6 * DAY,
+        step: 300,
+    };
+    // The settings `recommend --no-kube-api` would build for the training window.
+    let (end, history) = (training.end.to_string(), "6d".to_string());
+    let settings = RunSettings::from_argv([
+        "rightsizer",
+        "recommend",
+        "--prometheus-url",
+        &prom.url,
+        "--no-kube-api",
+        "--history",
+        &history,
+        "--end",
+        &end,
+    ])
+    .unwrap();
+    let b = rightsizer::backtest::backtest(&settings, training, held_out, &Progress::new(false))
+        .await
+        .expect("backtest");
+    let mut per_scenario: BTreeMap<String, Vec<Score>> = BTreeMap::new();
+    for c in &b.evaluation.containers {
+        let row = per_scenario
+            .entry(c.key.workload.name.clone())
+            .or_insert_with(|| vec![Score::default(); METHODS.len()]);
+        for (total, cand) in row.iter_mut().zip(&c.candidates) {
+            total.add(&cand.score);
+        }
+    }
+    let mut table =
+        String::from("scenario        method      cpu short  shortfall  slack core-h  over mem  mem slack GiB-h\n");
+    for (name, row) in &per_scenario {
+        for (method, s) in METHODS.iter().zip(row) {
+            table += &format!(
+                "{name:<15} {method:<11} {:>8.1}%  {:>9.2}  {:>12.2}  {:>3}/{:<4}  {:>15.2}\n",
+                s.cpu_shortfall_rate().unwrap_or(0.0) * 100.0,
+                s.cpu_shortfall_core_hours,
+                s.cpu_slack_core_hours,
+                s.pods_over_memory_limit,
+                s.memory_pods,
+                s.memory_slack_gib_hours
+            );
+        }
+    }
+    eprintln!("{table}");
+    assert_eq!(per_scenario.len(), 12, "{table}");
+    for (name, row) in &per_scenario {
+        assert!(row[0].cpu_intervals > 0, "{name}: not scored\n{table}");
+        assert!(
+            row.iter().all(|s| s.cpu_intervals == row[0].cpu_intervals),
+            "{name}\n{table}"
+        );
+    }
+    // Issue 12's per-scenario target on CPU: rightsizer is not Pareto-dominated by KRR or
+    // the VPA on (shortfall rate, slack). (The memory target, not dominated on (pods over
+    // the limit, slack), is not met yet: KRR's peak + 15 % has less slack at no OOM kill in
+    // most scenarios; see the README's table.)
+    let cpu = |s: &Score| (s.cpu_shortfall_rate().unwrap_or(0.0), s.cpu_slack_core_hours);
+    for (name, row) in &per_scenario {
+        let ours = cpu(&row[0]);
+        for (m, other) in [(2, cpu(&row[2])), (3, cpu(&row[3]))] {
+            let dominated = other.0 <= ours.0 && other.1 <= ours.1 && (other.0 < ours.0 || other.1 < ours.1);
+            assert!(
+                !dominated,
+                "{name}: {} dominates rightsizer on CPU\n{table}",
+                METHODS[m]
+            );
+        }
+    }
+    let total = |m: usize| b.evaluation.totals[m].score;
+    let (ours, krr) = (total(0), total(2));
+    eprintln!(
+        "overall: rightsizer short {:.1}% slack {:.1} core-h, over memory limit {}; krr short {:.1}% slack {:.1} core-h",
+        ours.cpu_shortfall_rate().unwrap() * 100.0,
+        ours.cpu_slack_core_hours,
+        ours.pods_over_memory_limit,
+        krr.cpu_shortfall_rate().unwrap() * 100.0,
+        krr.cpu_slack_core_hours
+    );
+    // Overall targets: at most 3 % of pod-intervals short of CPU at no more CPU slack than
+    // KRR, no pod over its memory limit.
+    assert!(ours.cpu_shortfall_rate().unwrap() <= 0.03, "{table}");
+    assert!(ours.cpu_slack_core_hours <= krr.cpu_slack_core_hours, "{table}");
+    assert_eq!(ours.pods_over_memory_limit, 0, "{table}");
 }

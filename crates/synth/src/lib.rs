@@ -19,6 +19,7 @@ mod openmetrics;
 mod patterns;
 mod plan;
 mod rng;
+mod scenarios;
 mod spec;
 mod truth;
 

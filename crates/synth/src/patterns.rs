@@ -45,7 +45,8 @@ impl Load {
     }
 
     /// Load at `t`: `1 + diurnal * cos(...)` peaking at 14:00 local time, times the weekend
-    /// factor on Saturday and Sunday, times the burst multiplier inside a burst.
+    /// factor on Saturday and Sunday, times the burst multiplier inside a burst, times the
+    /// level shift after it and the growth since its anchor.
     pub fn factor(&self, t: i64) -> f64 {
         let local = t + self.tz;
         let hour = local.rem_euclid(DAY) as f64 / HOUR as f64;
@@ -278,6 +279,13 @@ mod tests {
         assert!((l.factor(monday + 2 * HOUR) - 0.5).abs() < 1e-9);
         assert!((l.factor(2 * DAY + 14 * HOUR) - 0.75).abs() < 1e-9);
         assert_eq!(grid_at_or_after(61, 600, 60), 120);
+        // A level shift doubles the load from its time on; growth compounds per day.
+        let shifted = Load::new(&w.clone().shift_at(monday, 2.0), 1);
+        assert_eq!(shifted.factor(monday - HOUR), l.factor(monday - HOUR));
+        assert!((shifted.factor(monday + 14 * HOUR) - 3.0).abs() < 1e-9);
+        let growing = Load::new(&w.growth(0.03, monday + DAY + 14 * HOUR), 1);
+        assert!((growing.factor(monday + DAY + 14 * HOUR) - 1.5).abs() < 1e-9);
+        assert!((growing.factor(monday + 14 * HOUR) - 1.5 / 1.03).abs() < 1e-9);
         assert_eq!(grid_at_or_after(120, 600, 60), 120);
     }
 }

@@ -432,3 +432,43 @@ fn dump() {
         }
     }
 }
+
+/// The backtest scenarios generate, and their patterns show in the ground truth: the
+/// level-shifted workload uses about twice the CPU after its release, the leak is
+/// OOM-killed, the young workload has only its own days.
+#[test]
+fn scenarios_show_their_patterns() {
+    let (end, held_out) = (END, DAY);
+    let spec = ClusterSpec::scenarios(end, 6 * DAY, held_out);
+    let key = |name: &str, container: &str| {
+        ContainerKey::new(WorkloadKey::new("scenarios", WorkloadKind::Deployment, name), container)
+    };
+    // Same workloads, one day before the shift (as_of - 3 d) and the last day.
+    let window = |end: i64| {
+        let mut s = spec.clone();
+        s.end = end;
+        s.duration = DAY;
+        s.workloads.retain(|w| w.name == "level-shift");
+        generate(s)
+    };
+    let shift_at = end - held_out - 3 * DAY;
+    let before = window(shift_at - HOUR);
+    let after = window(end);
+    let p50 = |c: &Cluster| c.truth.containers[&key("level-shift", "app")].cpu_p50;
+    let ratio = p50(&after) / p50(&before);
+    assert!((1.6..2.5).contains(&ratio), "level shift ratio {ratio}");
+
+    let cluster = generate(spec);
+    assert_eq!(cluster.objects.deployments.len(), 12);
+    let oom = &cluster.truth.containers[&key("repeated-oom", "app")];
+    assert!(oom.oom_kills >= 3, "{oom:?}");
+    let young = &cluster.truth.containers[&key("young", "app")];
+    // Born 3 days before the end of a 6-day window: half the points of a same-sized
+    // workload that lived through all of it.
+    let old = &cluster.truth.containers[&key("growth", "app")];
+    assert!(
+        young.cpu_rate_samples > 0 && young.cpu_rate_samples * 2 <= old.cpu_rate_samples,
+        "{young:?}"
+    );
+    assert!(cluster.truth.containers.contains_key(&key("sidecar", "proxy")));
+}
