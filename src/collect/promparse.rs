@@ -8,8 +8,14 @@
 //! top-level fields (`stats`, `isPartial`), `warnings` and `infos`, `data` keys in any order,
 //! native histogram points (ignored), and `NaN`/`±Inf` values (skipped and counted, as are
 //! values that are not numbers: one bad point or series never fails the answer).
+//!
+//! A hostile or broken server can answer anything, so a parse is held to [`Caps`]: series per
+//! answer, labels per series, and partial-data warnings kept (de-duplicated with a set, the
+//! rest counted). Going over a cap ends the parse with [`ParseError::Over`], naming the cap
+//! and the setting that raises it. String lengths and answer bytes are capped on the byte
+//! stream before the parser (`prometheus::transport`), since serde buffers a whole string.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::io::Read;
 
@@ -25,6 +31,57 @@ pub trait SeriesSink {
     fn series(&mut self, labels: &Labels);
     /// One finite point of the current series: unix seconds and value.
     fn sample(&mut self, t: f64, v: f64);
+    /// The current series has no more points (a sink that reduces whole series does it here).
+    fn end_series(&mut self) {}
+}
+
+/// The bounds a parse is held to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caps {
+    /// Series in one answer.
+    pub max_series: u64,
+    /// Labels of one series.
+    pub max_labels: usize,
+    /// Distinct partial-data warnings kept from one answer (the rest are counted).
+    pub max_warnings: usize,
+}
+
+impl Default for Caps {
+    /// No cap on series and labels (tests, benchmarks); 100 warnings, as the client keeps.
+    fn default() -> Self {
+        Caps {
+            max_series: u64::MAX,
+            max_labels: usize::MAX,
+            max_warnings: 100,
+        }
+    }
+}
+
+/// A cap that an answer went over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Over {
+    /// What was too large: `more than 1000 series`.
+    pub what: String,
+    /// The setting that raises the cap.
+    pub setting: &'static str,
+}
+
+/// Why a parse failed.
+#[derive(Debug)]
+pub enum ParseError {
+    /// Not a Prometheus API answer (or a torn one).
+    Json(serde_json::Error),
+    /// Over one of the [`Caps`].
+    Over(Over),
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            ParseError::Json(e) => e.fmt(f),
+            ParseError::Over(o) => write!(f, "{} (cap; raise {})", o.what, o.setting),
+        }
+    }
 }
 
 /// What a parse found besides the series.
@@ -46,31 +103,61 @@ pub struct Parsed {
     pub bad_values: u64,
     /// Series without a `metric` object, skipped.
     pub bad_series: u64,
+    /// Warnings beyond `Caps::max_warnings` (after de-duplication), not kept.
+    pub warnings_dropped: u64,
+    /// The caps of this parse.
+    caps: Caps,
+    /// The cap the answer went over, if any (the parse then fails).
+    over: Option<Over>,
+}
+
+impl Parsed {
+    /// Fails the parse because of a cap: remembered here, the error only unwinds serde.
+    fn over<E: de::Error>(&mut self, what: String, setting: &'static str) -> E {
+        let e = E::custom(&what);
+        self.over = Some(Over { what, setting });
+        e
+    }
 }
 
 /// Parses an answer from a byte slice.
 pub fn parse_slice(body: &[u8], sink: &mut impl SeriesSink) -> serde_json::Result<Parsed> {
     let mut de = serde_json::Deserializer::from_slice(body);
-    let parsed = parse_with(&mut de, sink)?;
+    let mut parsed = Parsed::default();
+    parse_with(&mut de, sink, &mut parsed)?;
     de.end()?;
     Ok(parsed)
 }
 
 /// Parses an answer from a reader (the HTTP body as it arrives).
 pub fn parse_reader(body: impl Read, sink: &mut impl SeriesSink) -> serde_json::Result<Parsed> {
-    let mut de = serde_json::Deserializer::from_reader(body);
-    let parsed = parse_with(&mut de, sink)?;
-    de.end()?;
-    Ok(parsed)
+    parse_reader_capped(body, sink, Caps::default()).map_err(|e| match e {
+        ParseError::Json(e) => e,
+        ParseError::Over(o) => de::Error::custom(o.what),
+    })
 }
 
-fn parse_with<'de, D: de::Deserializer<'de>, S: SeriesSink>(de: D, sink: &mut S) -> Result<Parsed, D::Error> {
-    let mut parsed = Parsed::default();
-    de.deserialize_map(Envelope {
-        sink,
-        parsed: &mut parsed,
-    })?;
-    Ok(parsed)
+/// Parses an answer from a reader, held to `caps`.
+pub fn parse_reader_capped(body: impl Read, sink: &mut impl SeriesSink, caps: Caps) -> Result<Parsed, ParseError> {
+    let mut de = serde_json::Deserializer::from_reader(body);
+    let mut parsed = Parsed {
+        caps,
+        ..Parsed::default()
+    };
+    let result = parse_with(&mut de, sink, &mut parsed).and_then(|()| de.end());
+    match (result, parsed.over.take()) {
+        (Ok(()), _) => Ok(parsed),
+        (Err(_), Some(over)) => Err(ParseError::Over(over)),
+        (Err(e), None) => Err(ParseError::Json(e)),
+    }
+}
+
+fn parse_with<'de, D: de::Deserializer<'de>, S: SeriesSink>(
+    de: D,
+    sink: &mut S,
+    parsed: &mut Parsed,
+) -> Result<(), D::Error> {
+    de.deserialize_map(Envelope { sink, parsed })
 }
 
 struct Envelope<'a, S> {
@@ -91,7 +178,9 @@ impl<'de, S: SeriesSink> Visitor<'de> for Envelope<'_, S> {
                 "status" => self.parsed.status = map.next_value()?,
                 "errorType" => self.parsed.error_type = map.next_value()?,
                 "error" => self.parsed.error = map.next_value()?,
-                "warnings" => self.parsed.warnings = map.next_value::<Option<Vec<String>>>()?.unwrap_or_default(),
+                "warnings" => map.next_value_seed(WarningsSeed {
+                    parsed: &mut *self.parsed,
+                })?,
                 "infos" => self.parsed.infos = map.next_value::<Option<Vec<String>>>()?.unwrap_or_default(),
                 "data" => map.next_value_seed(DataSeed {
                     sink: &mut *self.sink,
@@ -165,10 +254,18 @@ impl<'de, S: SeriesSink> Visitor<'de> for DataSeed<'_, S> {
     /// the result type is `series`.
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         self.parsed.result_type = "series".into();
-        while let Some(labels) = seq.next_element::<Option<Labels>>()? {
+        loop {
+            self.parsed.count_series()?;
+            let Some(labels) = seq.next_element_seed(LabelsSeed {
+                parsed: &mut *self.parsed,
+            })?
+            else {
+                break;
+            };
             match labels {
                 Some(labels) => {
                     self.sink.series(&labels);
+                    self.sink.end_series();
                     self.parsed.series += 1;
                 }
                 None => self.parsed.bad_series += 1,
@@ -266,7 +363,12 @@ impl<'de, S: SeriesSink> Visitor<'de> for SeriesSeed<'_, S> {
         while let Some(key) = map.next_key::<Key>()? {
             match key.0.as_str() {
                 "metric" => {
-                    let labels: Labels = map.next_value::<Option<Labels>>()?.unwrap_or_default();
+                    self.parsed.count_series()?;
+                    let labels: Labels = map
+                        .next_value_seed(LabelsSeed {
+                            parsed: &mut *self.parsed,
+                        })?
+                        .unwrap_or_default();
                     self.sink.series(&labels);
                     self.parsed.series += 1;
                     labelled = true;
@@ -296,9 +398,118 @@ impl<'de, S: SeriesSink> Visitor<'de> for SeriesSeed<'_, S> {
                 }
             }
         }
-        if !labelled {
+        if labelled {
+            self.sink.end_series();
+        } else {
             self.parsed.bad_series += 1;
             self.buffered.clear();
+        }
+        Ok(())
+    }
+}
+
+impl Parsed {
+    /// Checks that one more series stays within the cap.
+    fn count_series<E: de::Error>(&mut self) -> Result<(), E> {
+        let seen = self.series + self.bad_series;
+        if seen >= self.caps.max_series {
+            let what = format!("more than {} series in one answer", self.caps.max_series);
+            return Err(self.over(what, "--prometheus-max-series"));
+        }
+        Ok(())
+    }
+}
+
+/// A label set (or null), held to `Caps::max_labels`.
+struct LabelsSeed<'a> {
+    parsed: &'a mut Parsed,
+}
+
+impl<'de> DeserializeSeed<'de> for LabelsSeed<'_> {
+    type Value = Option<Labels>;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Option<Labels>, D::Error> {
+        d.deserialize_option(self)
+    }
+}
+
+impl<'de> Visitor<'de> for LabelsSeed<'_> {
+    type Value = Option<Labels>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a label set")
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Option<Labels>, E> {
+        Ok(None)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Option<Labels>, E> {
+        Ok(None)
+    }
+
+    fn visit_some<D: de::Deserializer<'de>>(self, d: D) -> Result<Option<Labels>, D::Error> {
+        d.deserialize_map(self)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<Labels>, A::Error> {
+        let mut labels = Labels::new();
+        while let Some((k, v)) = map.next_entry::<String, String>()? {
+            labels.insert(k, v);
+            if labels.len() > self.parsed.caps.max_labels {
+                let what = format!("a series with more than {} labels", self.parsed.caps.max_labels);
+                return Err(self.parsed.over(what, "--prometheus-max-labels"));
+            }
+        }
+        Ok(Some(labels))
+    }
+}
+
+/// Partial-data warnings: each kept once (a set, not a scan of the list), at most
+/// `Caps::max_warnings` of them, the rest counted.
+struct WarningsSeed<'a> {
+    parsed: &'a mut Parsed,
+}
+
+impl<'de> DeserializeSeed<'de> for WarningsSeed<'_> {
+    type Value = ();
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_option(self)
+    }
+}
+
+impl<'de> Visitor<'de> for WarningsSeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a list of warnings")
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_some<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut seen: HashSet<String> = self.parsed.warnings.iter().cloned().collect();
+        while let Some(w) = seq.next_element::<String>()? {
+            if seen.contains(&w) {
+                continue;
+            }
+            if seen.len() >= self.parsed.caps.max_warnings {
+                self.parsed.warnings_dropped += 1;
+                continue;
+            }
+            seen.insert(w.clone());
+            self.parsed.warnings.push(w);
         }
         Ok(())
     }
@@ -427,6 +638,69 @@ impl Visitor<'_> for ValueSeed {
 
     fn visit_bool<E: de::Error>(self, _: bool) -> Result<Option<f64>, E> {
         Ok(None)
+    }
+}
+
+/// Follows the JSON strings of a byte stream as it arrives and says when one is longer than
+/// `max` bytes: serde buffers a whole string before its visitor sees it, so without this a
+/// 1 GB label value would be held (several times over) before anything could refuse it.
+/// Used on Prometheus answers and on snapshots.
+pub struct JsonStrings {
+    max: usize,
+    in_string: bool,
+    escaped: bool,
+    run: usize,
+}
+
+impl JsonStrings {
+    pub fn new(max: usize) -> Self {
+        JsonStrings {
+            max,
+            in_string: false,
+            escaped: false,
+            run: 0,
+        }
+    }
+
+    /// Reads the next bytes of the body; false once a string is over the cap.
+    pub fn scan(&mut self, mut bytes: &[u8]) -> bool {
+        while !bytes.is_empty() {
+            if !self.in_string {
+                let Some(i) = bytes.iter().position(|&b| b == b'"') else {
+                    return true;
+                };
+                self.in_string = true;
+                self.run = 0;
+                bytes = &bytes[i + 1..];
+                continue;
+            }
+            if self.escaped {
+                self.escaped = false;
+                self.run += 1;
+                bytes = &bytes[1..];
+                continue;
+            }
+            match bytes.iter().position(|&b| b == b'"' || b == b'\\') {
+                Some(i) => {
+                    self.run += i;
+                    if bytes[i] == b'"' {
+                        self.in_string = false;
+                    } else {
+                        self.escaped = true;
+                        self.run += 1;
+                    }
+                    bytes = &bytes[i + 1..];
+                }
+                None => {
+                    self.run += bytes.len();
+                    bytes = &[];
+                }
+            }
+            if self.run > self.max {
+                return false;
+            }
+        }
+        true
     }
 }
 

@@ -11,6 +11,7 @@ mod emit_manifests;
 mod emit_patches;
 mod fake_api_tests;
 mod history;
+mod hostile;
 mod outputs;
 mod recommend_truth;
 mod slice;
