@@ -79,8 +79,11 @@ pub fn md_code(text: &str) -> String {
 pub fn md_text(text: &str) -> String {
     let text = visible(text);
     let mut out = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
+    for (i, c) in text.chars().enumerate() {
         match c {
+            // `>` starts markup only as the first character (a block quote): an arrow like
+            // `->` stays readable in the raw text.
+            '>' if i > 0 => out.push(c),
             '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '|' | '~' | '#' | '!' => {
                 out.push('\\');
                 out.push(c);
@@ -149,10 +152,8 @@ mod tests {
     #[test]
     fn markdown_text_starts_no_markup() {
         assert_eq!(md_text("plain text, 15 %"), "plain text, 15 %");
-        assert_eq!(
-            md_text("<img src=x onerror=alert(1)>"),
-            "\\<img src=x onerror=alert(1)\\>"
-        );
+        assert_eq!(md_text("<img src=x onerror=alert(1)>"), "\\<img src=x onerror=alert(1)>");
+        assert_eq!(md_text("> quote -> arrow"), "\\> quote -> arrow");
         assert_eq!(md_text("[x](http://e)"), "\\[x\\](http://e)");
         // The visible `\n` keeps its backslash when rendered.
         assert_eq!(md_text("a\n# b"), "a\\\\n\\# b");

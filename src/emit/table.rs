@@ -192,14 +192,26 @@ fn compact(full: &Row, r: &Recommendation) -> (Row, (String, Tone)) {
 /// `text` cut into lines of at most `width` characters at spaces (a word longer than a line
 /// is cut), each after `indent`.
 fn wrap(text: &str, indent: &str, width: usize) -> Vec<String> {
-    let room = width.saturating_sub(indent.chars().count()).max(MIN_FLEXIBLE);
+    wrap_with(text, indent, indent, width)
+}
+
+/// [`wrap`] with the first line after `first` and the others after `rest`.
+fn wrap_with(text: &str, first: &str, rest: &str, width: usize) -> Vec<String> {
     let mut lines = Vec::new();
     let mut line = String::new();
+    let room = |lines: &Vec<String>| {
+        let indent = if lines.is_empty() { first } else { rest };
+        width.saturating_sub(indent.chars().count()).max(MIN_FLEXIBLE)
+    };
+    let push = |lines: &mut Vec<String>, line: &str| {
+        let indent = if lines.is_empty() { first } else { rest };
+        lines.push(format!("{indent}{line}"));
+    };
     for word in text.split(' ') {
-        let word = truncate(word, room);
+        let word = truncate(word, room(&lines));
         let need = line.chars().count() + usize::from(!line.is_empty()) + word.chars().count();
-        if !line.is_empty() && need > room {
-            lines.push(format!("{indent}{line}"));
+        if !line.is_empty() && need > room(&lines) {
+            push(&mut lines, &line);
             line.clear();
         }
         if !line.is_empty() {
@@ -208,9 +220,20 @@ fn wrap(text: &str, indent: &str, width: usize) -> Vec<String> {
         line.push_str(&word);
     }
     if !line.is_empty() {
-        lines.push(format!("{indent}{line}"));
+        push(&mut lines, &line);
     }
     lines
+}
+
+/// A line of text after `indent`, wrapped to `width` when there is one and it is too long
+/// (the lines after the first indented by four more spaces).
+fn fitted(text: &str, indent: &str, width: Option<usize>) -> Vec<String> {
+    match width {
+        Some(width) if indent.chars().count() + text.chars().count() > width => {
+            wrap_with(text, indent, &format!("{indent}    "), width)
+        }
+        _ => vec![format!("{indent}{text}")],
+    }
 }
 
 /// Columns that may be cut to fit (the names), in the compact layout.
@@ -367,35 +390,46 @@ pub fn write_fitted(
         for (w, h) in hpas {
             let unchanged = if h.changed() { "" } else { "no change: " };
             let text = format!("HPA {} ({}): {unchanged}{}", h.name, w.key, hpa_summary(h).join(", "));
-            writeln!(out, "{}", visible(&text))?;
+            for line in fitted(&visible(&text), "", width) {
+                writeln!(out, "{line}")?;
+            }
         }
     }
     if !ctx.skipped.is_empty() {
         writeln!(out, "\nSkipped workloads:")?;
         for s in ctx.skipped {
-            let text = visible(&format!("  {}: {}", s.key, s.reason));
-            writeln!(out, "{}", Tone::Dim.paint(&text, color))?;
+            let text = visible(&format!("{}: {}", s.key, s.reason));
+            for line in fitted(&text, "  ", width) {
+                writeln!(out, "{}", Tone::Dim.paint(&line, color))?;
+            }
         }
     }
     let t = &report.totals;
-    writeln!(
-        out,
-        "\n{} containers in {} workloads, {} with a change, {} skipped; monthly savings {}",
+    let summary = format!(
+        "{} containers in {} workloads, {} with a change, {} skipped; monthly savings {}",
         t.containers,
         t.workloads,
         t.changed,
         t.skipped,
         money(t.monthly_savings)
-    )?;
+    );
+    writeln!(out)?;
+    for line in fitted(&summary, "", width) {
+        writeln!(out, "{line}")?;
+    }
     if !ctx.vpa.is_empty() {
-        writeln!(
-            out,
+        let text = format!(
             "{} workloads managed by an active VPA: left out of patches, manifest edits and --apply unless --force",
             ctx.vpa.len()
-        )?;
+        );
+        for line in fitted(&text, "", width) {
+            writeln!(out, "{line}")?;
+        }
     }
     for w in &report.warnings {
-        writeln!(out, "warning: {}", visible(w))?;
+        for line in fitted(&format!("warning: {}", visible(w)), "", width) {
+            writeln!(out, "{line}")?;
+        }
     }
     Ok(())
 }
