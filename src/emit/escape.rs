@@ -152,7 +152,10 @@ mod tests {
     #[test]
     fn markdown_text_starts_no_markup() {
         assert_eq!(md_text("plain text, 15 %"), "plain text, 15 %");
-        assert_eq!(md_text("<img src=x onerror=alert(1)>"), "\\<img src=x onerror=alert(1)>");
+        assert_eq!(
+            md_text("<img src=x onerror=alert(1)>"),
+            "\\<img src=x onerror=alert(1)>"
+        );
         assert_eq!(md_text("> quote -> arrow"), "\\> quote -> arrow");
         assert_eq!(md_text("[x](http://e)"), "\\[x\\](http://e)");
         // The visible `\n` keeps its backslash when rendered.

@@ -360,7 +360,7 @@ async fn a_remote_read_frame_length_is_checked_against_the_bytes_received() {
     let upstream = Prometheus::start(Some(tsdb), &[]);
     let proxy = Proxy::start(&upstream.url).await;
     let streamed = "application/x-streamed-protobuf; proto=prometheus.ChunkedReadResponse";
-    proxy.inject_on("/api/v1/read", (0..4).map(|_| Fault::Raw(streamed, lying_frame())));
+    proxy.inject_on("/api/v1/read", [Fault::Raw(streamed, lying_frame())]);
     let end = DEMO_END.to_string();
     let (out, kib) = run(&recommend_args(&proxy.url, &end, &["-f", "json"]), &[]).await;
     eprintln!("remote-read frame claiming 256 MiB: peak RSS {} MiB", kib / 1024);
