@@ -411,36 +411,35 @@ impl PromClient {
             .join(path)
             .map_err(|e| Error::Config(format!("bad prometheus url: {e}")))?;
         let limits = &self.limits;
-        let start = tokio::time::Instant::now();
-        // The earlier of this request's deadline and the run's, and which one it is.
-        let mut deadline = (
-            start + limits.request_deadline,
-            "request",
-            limits.request_deadline,
-            "--prometheus-request-deadline",
-        );
-        if let Some((at, d)) = limits.run_deadline
-            && at < deadline.0
-        {
-            deadline = (at, "run", d, "--prometheus-run-deadline");
-        }
-        let expired = || Error::PrometheusDeadline {
+        let expired = |which, deadline, setting| Error::PrometheusDeadline {
             url: self.base.to_string(),
-            which: deadline.1,
-            deadline: deadline.2,
-            setting: deadline.3,
+            which,
+            deadline,
+            setting,
             query: what.to_string(),
         };
-        let work = async {
-            let _permit = self.permits.acquire().await.expect("semaphore never closed");
-            if matches!(body, Body::Form(_)) {
-                self.stats.queries.fetch_add(1, Ordering::Relaxed);
-            }
-            self.retrying(&url, body, what, make, parse).await
+        let run_expired = || {
+            let (_, d) = limits.run_deadline.expect("only with a run deadline");
+            expired("run", d, "--prometheus-run-deadline")
         };
-        match tokio::time::timeout_at(deadline.0, work).await {
-            Ok(done) => done,
-            Err(_) => Err(expired()),
+        // Waiting for a turn counts against the run's deadline only: a request's own
+        // deadline starts when it is sent.
+        let permit = self.permits.acquire();
+        let _permit = match limits.run_deadline {
+            Some((at, _)) => tokio::time::timeout_at(at, permit).await.map_err(|_| run_expired())?,
+            None => permit.await,
+        }
+        .expect("semaphore never closed");
+        if matches!(body, Body::Form(_)) {
+            self.stats.queries.fetch_add(1, Ordering::Relaxed);
+        }
+        let request_at = tokio::time::Instant::now() + limits.request_deadline;
+        let work = self.retrying(&url, body, what, make, parse);
+        match limits.run_deadline {
+            Some((at, _)) if at < request_at => tokio::time::timeout_at(at, work).await.map_err(|_| run_expired())?,
+            _ => tokio::time::timeout_at(request_at, work)
+                .await
+                .map_err(|_| expired("request", limits.request_deadline, "--prometheus-request-deadline"))?,
         }
     }
 

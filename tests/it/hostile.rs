@@ -449,6 +449,14 @@ async fn slow_and_throttled_answers_end_at_the_deadline() {
         assert!(took < deadline + Duration::from_secs(2), "{took:?}");
     }
 
+    // The run's deadline bounds every request of the run, whatever each one's.
+    let prom = client(&proxy.url, |c| c.run_deadline = Some(Duration::from_secs(1)));
+    proxy.inject([Fault::Slow(Duration::from_secs(30))]);
+    let start = Instant::now();
+    let err = prom.query("vector(1)", DEMO_END).await.unwrap_err();
+    assert!(err.to_string().contains("--prometheus-run-deadline"), "{err}");
+    assert!(start.elapsed() < Duration::from_secs(3), "{:?}", start.elapsed());
+
     // A persistent 429 without Retry-After: the configured retries, then its error.
     let proxy = Proxy::start(&upstream.url).await;
     let before = proxy.requests().len();
