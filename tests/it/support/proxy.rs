@@ -40,6 +40,8 @@ pub enum Fault {
     Endless,
     /// Answer 200 with one series whose `pod` label value is this many bytes long.
     HugeLabel(u64),
+    /// Answer 200 with this many `kube_pod_owner`-like series (a dozen labels each).
+    ManySeries(u64),
     /// Pass through, adding this many distinct partial-data warnings.
     Warnings(usize),
     /// Answer 200 with these bytes and this content type.
@@ -75,6 +77,35 @@ fn endless() -> Chunks {
         Some((Ok(Bytes::from(chunk)), j))
     });
     head.chain(series).boxed()
+}
+
+/// An instant vector of `n` series shaped like kube-state-metrics' `kube_pod_owner`, in
+/// chunks of about 64 KiB.
+fn many_series(n: u64) -> Chunks {
+    use futures::StreamExt;
+    let head = futures::stream::once(async {
+        Ok(Bytes::from_static(
+            br#"{"status":"success","data":{"resultType":"vector","result":["#,
+        ))
+    });
+    let series = futures::stream::unfold(0u64, move |i| async move {
+        if i >= n {
+            return None;
+        }
+        let mut chunk = String::with_capacity(64 << 10);
+        let mut j = i;
+        while j < n && chunk.len() < (64 << 10) - 600 {
+            let comma = if j + 1 < n { "," } else { "" };
+            chunk.push_str(&format!(
+                r#"{{"metric":{{"__name__":"kube_pod_owner","container":"kube-state-metrics","endpoint":"http","instance":"10.0.0.1:8080","job":"kube-state-metrics","namespace":"ns-{}","owner_is_controller":"true","owner_kind":"ReplicaSet","owner_name":"app-{j}-5d8f7c9b4","pod":"app-{j}-5d8f7c9b4-x7k2p","service":"kube-state-metrics","uid":"3f1e2d4c-{j:08}-4b5a-9c8d-7e6f5a4b3c2d"}},"value":[1793491200,"1"]}}{comma}"#,
+                j % 50
+            ));
+            j += 1;
+        }
+        Some((Ok(Bytes::from(chunk)), j))
+    });
+    let tail = futures::stream::once(async { Ok(Bytes::from_static(b"]}}")) });
+    head.chain(series).chain(tail).boxed()
 }
 
 /// One series whose `pod` label value is `n` bytes of `x`, in 64 KiB chunks.
@@ -222,6 +253,7 @@ async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
         Some(Fault::Slow(d)) => tokio::time::sleep(*d).await,
         Some(Fault::Endless) => return streamed("application/json", None, endless()),
         Some(Fault::HugeLabel(n)) => return streamed("application/json", None, huge_label(*n)),
+        Some(Fault::ManySeries(n)) => return streamed("application/json", None, many_series(*n)),
         Some(Fault::Raw(content_type, bytes)) => {
             let chunk = Bytes::from(bytes.clone());
             let chunks = futures::stream::once(async move { Ok(chunk) });
