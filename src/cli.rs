@@ -125,6 +125,9 @@ pub struct InputArgs {
     /// End of the window: unix seconds or RFC 3339 (default: now, at each run).
     #[arg(long, env = "RIGHTSIZER_END")]
     pub end: Option<String>,
+    /// Largest snapshot read, decompressed, in bytes (default 1 GiB).
+    #[arg(long, env = "RIGHTSIZER_SNAPSHOT_MAX_BYTES", value_name = "BYTES")]
+    pub snapshot_max_bytes: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -174,6 +177,27 @@ pub struct PromArgs {
     /// (VictoriaMetrics, a proxy that blocks it) falls back to PromQL by itself.
     #[arg(long, env = "RIGHTSIZER_PROMETHEUS_NO_REMOTE_READ", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub prometheus_no_remote_read: Option<bool>,
+    /// Deadline of one request, all its retries included (default 10m).
+    #[arg(long, env = "RIGHTSIZER_PROMETHEUS_REQUEST_DEADLINE", value_name = "DURATION")]
+    pub prometheus_request_deadline: Option<String>,
+    /// Deadline of all Prometheus requests of a run (default 1h).
+    #[arg(long, env = "RIGHTSIZER_PROMETHEUS_RUN_DEADLINE", value_name = "DURATION")]
+    pub prometheus_run_deadline: Option<String>,
+    /// Largest answer read, in bytes (default 4 GiB).
+    #[arg(long, env = "RIGHTSIZER_PROMETHEUS_MAX_ANSWER_BYTES", value_name = "BYTES")]
+    pub prometheus_max_answer_bytes: Option<u64>,
+    /// Longest single string (label value) in an answer, in bytes (default 1 MiB).
+    #[arg(long, env = "RIGHTSIZER_PROMETHEUS_MAX_STRING_BYTES", value_name = "BYTES")]
+    pub prometheus_max_string_bytes: Option<usize>,
+    /// Most series in one answer (default 2,000,000).
+    #[arg(long, env = "RIGHTSIZER_PROMETHEUS_MAX_SERIES", value_name = "N")]
+    pub prometheus_max_series: Option<u64>,
+    /// Most labels of one series (default 1,000).
+    #[arg(long, env = "RIGHTSIZER_PROMETHEUS_MAX_LABELS", value_name = "N")]
+    pub prometheus_max_labels: Option<usize>,
+    /// Distinct warnings kept from the answers (default 100).
+    #[arg(long, env = "RIGHTSIZER_PROMETHEUS_MAX_WARNINGS", value_name = "N")]
+    pub prometheus_max_warnings: Option<usize>,
 }
 
 #[derive(Debug, Args)]
@@ -221,6 +245,15 @@ pub struct KubeArgs {
     /// Prometheus (also the fallback when no kubeconfig or in-cluster config is found).
     #[arg(long, env = "RIGHTSIZER_NO_KUBE_API", conflicts_with_all = ["kubeconfig", "context"], num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub no_kube_api: Option<bool>,
+    /// Timeout of one page of a Kubernetes list (default 60s).
+    #[arg(long, env = "RIGHTSIZER_KUBE_REQUEST_TIMEOUT", value_name = "DURATION")]
+    pub kube_request_timeout: Option<String>,
+    /// Most pages of one Kubernetes list (default 10,000 of 500 objects).
+    #[arg(long, env = "RIGHTSIZER_KUBE_LIST_MAX_PAGES", value_name = "N")]
+    pub kube_list_max_pages: Option<u32>,
+    /// Deadline of one Kubernetes list, all pages and retries included (default 10m).
+    #[arg(long, env = "RIGHTSIZER_KUBE_LIST_DEADLINE", value_name = "DURATION")]
+    pub kube_list_deadline: Option<String>,
 }
 
 /// Workload kinds, as Kubernetes spells them (case-insensitive).

@@ -43,8 +43,8 @@ pub struct Collected {
 pub async fn collect(settings: &RunSettings, progress: &Progress) -> Result<Collected, Error> {
     let now = chrono::Utc::now().timestamp();
     let mut c = match &settings.input {
-        Input::Snapshot(path) => {
-            let s = Snapshot::read(path)?;
+        Input::Snapshot { path, max_bytes } => {
+            let s = Snapshot::read_capped(path, *max_bytes)?;
             let held = Window {
                 end: s.usage.end,
                 length: s.usage.end - s.usage.start,
@@ -63,13 +63,13 @@ pub async fn collect(settings: &RunSettings, progress: &Progress) -> Result<Coll
                 no_api: Some("the input is a snapshot".into()),
             }
         }
-        Input::Live { kube, .. } => {
+        Input::Live { kube, limits, .. } => {
             let prometheus = settings
                 .input
                 .prometheus()?
                 .expect("a live input has prometheus settings");
             let window = settings.window.at(now);
-            collect_live(&prometheus, kube.as_ref(), &settings.filter, &window, progress).await?
+            collect_live(&prometheus, kube.as_ref(), limits, &settings.filter, &window, progress).await?
         }
     };
     apply_filter(&mut c, &settings.filter);
@@ -135,6 +135,7 @@ async fn kube_client(target: Option<&KubeTarget>) -> Result<Option<kube::Client>
 async fn collect_live(
     prometheus: &PromConfig,
     kube: Option<&KubeTarget>,
+    limits: &kubeapi::ListLimits,
     filter: &Filter,
     window: &Window,
     progress: &Progress,
@@ -154,7 +155,11 @@ async fn collect_live(
         Ok::<_, Error>(match &client {
             Some(client) => {
                 let (discovered, mut owners) = futures::try_join!(
-                    async { kubeapi::discover(client, filter).await.map_err(Error::from) },
+                    async {
+                        kubeapi::discover_with(client, filter, limits)
+                            .await
+                            .map_err(Error::from)
+                    },
                     async { history::fetch_owners(&prom, window).await.map_err(Error::from) },
                 )?;
                 // Live pods the owner series may not have caught yet (scrape lag) resolve too.

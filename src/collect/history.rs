@@ -396,20 +396,26 @@ async fn restart_events(prom: &PromClient, w: &Window, owners: &Arc<Owners>) -> 
         return Ok(Vec::new());
     }
     let pods = if pods.len() <= MAX_NAMED_PODS {
-        let names: Vec<String> = pods.iter().map(|p| regex_literal(p)).collect();
-        format!(",pod=~`{}`", names.join("|"))
+        events::pod_matcher(pods.iter().copied())
     } else {
         String::new()
     };
     let step = w.step;
     let mut increases = std::collections::HashMap::new();
+    let mut duplicates = 0;
     for (s, e) in w.spans(MAX_POINTS) {
         // One step early, so the first step has the value before it.
         let promql = format!("{counter}{{container!=\"\"{pods}}}");
         let part = prom
             .query_range_into(&promql, s - step, e, step, || events::Increases::new(s, step))
             .await?;
+        duplicates += part.duplicates;
         increases.extend(part.events);
+    }
+    if duplicates > 0 {
+        prom.warn(format!(
+            "{duplicates} restart counter points were duplicated (the same container in two series or twice at one time): each restart counted once"
+        ));
     }
     let increases = Arc::new(increases);
     let mut ooms = std::collections::HashSet::new();
@@ -429,19 +435,6 @@ async fn restart_events(prom: &PromClient, w: &Window, owners: &Arc<Owners>) -> 
         events::restarts_and_ooms(owners, &increases, &ooms),
         limits::oom_limits(owners, &limits, &ooms),
     ])
-}
-
-/// A pod name as a literal in a PromQL raw-string regex (RE2 syntax): every character
-/// outside `[A-Za-z0-9_-]` escaped. Pod names are DNS subdomains, so only `.` ever is.
-fn regex_literal(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    for c in name.chars() {
-        if !(c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// Peak working set per UTC day (at most 3 queries: the first partial day, the full days,

@@ -9,6 +9,10 @@
 //! assumed to scale the Deployment of its own name, the usual convention). Workloads are the
 //! ones that had pods during the window; requests come from the pods alive at the end of the
 //! window, or from the last pod seen when none is.
+//!
+//! Answers are streamed into [`Kept`], which keeps of each series only the labels read here
+//! ([`KEEP`]) and its one value, so memory follows the workloads found, not the size of the
+//! answers (kube-state-metrics series carry a dozen labels that discovery never reads).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -16,11 +20,65 @@ use super::Error;
 use super::filter::Filter;
 use super::history::{Owners, Window};
 use super::objects::Discovered;
-use super::prometheus::{InstantSample, PromClient};
+use super::prometheus::{InstantSample, Labels, PromClient, SeriesSink};
 use crate::model::{ContainerRole, ContainerSpec, Hpa, HpaMetric, Resources, Workload, WorkloadKey, WorkloadKind};
 
 fn label<'a>(s: &'a InstantSample, name: &str) -> &'a str {
     s.labels.get(name).map(String::as_str).unwrap_or("")
+}
+
+/// Every label discovery reads from a kube-state-metrics series; the others are dropped as
+/// the answer streams in.
+const KEEP: [&str; 17] = [
+    "__name__",
+    "container",
+    "daemonset",
+    "deployment",
+    "horizontalpodautoscaler",
+    "job_name",
+    "metric_name",
+    "metric_target_type",
+    "namespace",
+    "owner_kind",
+    "owner_name",
+    "pod",
+    "replicaset",
+    "resource",
+    "scaletargetref_kind",
+    "scaletargetref_name",
+    "statefulset",
+];
+
+/// A sink that keeps, per series of an instant vector, the [`KEEP`] labels and the value.
+#[derive(Debug, Default)]
+struct Kept(Vec<InstantSample>);
+
+impl SeriesSink for Kept {
+    fn series(&mut self, labels: &Labels) {
+        let labels: Labels = labels
+            .iter()
+            .filter(|(k, _)| KEEP.binary_search(&k.as_str()).is_ok())
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        self.0.push(InstantSample {
+            labels,
+            timestamp: f64::NAN,
+            value: f64::NAN,
+        });
+    }
+
+    fn sample(&mut self, t: f64, v: f64) {
+        if let Some(s) = self.0.last_mut() {
+            (s.timestamp, s.value) = (t, v);
+        }
+    }
+
+    fn end_series(&mut self) {
+        // A series without a point is no sample of an instant vector.
+        if self.0.last().is_some_and(|s| s.timestamp.is_nan()) {
+            self.0.pop();
+        }
+    }
 }
 
 /// kube-state-metrics writes `<none>` for a missing owner.
@@ -84,7 +142,12 @@ pub fn queries(w: &Window) -> Vec<String> {
 /// Rebuilds the workloads from kube-state-metrics series.
 pub async fn discover(prom: &PromClient, window: &Window, filter: &Filter) -> Result<Discovered, Error> {
     let queries = queries(window);
-    let answers = futures::future::try_join_all(queries.iter().map(|q| prom.query(q, window.end))).await?;
+    let answers = futures::future::try_join_all(
+        queries
+            .iter()
+            .map(|q| async { Ok::<_, Error>(prom.query_into(q, window.end, Kept::default).await?.0) }),
+    )
+    .await?;
     let mut answers = answers.into_iter();
     let mut next = || answers.next().unwrap_or_default();
     let (pods, sets, jobs, restarts) = (next(), next(), next(), next());
@@ -283,4 +346,32 @@ fn hpas(families: [Vec<InstantSample>; 6], warnings: &mut Vec<String>) -> Vec<(W
         });
     }
     out.into_values().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kept_series_hold_only_the_labels_discovery_reads() {
+        assert!(KEEP.is_sorted(), "KEEP is searched by bisection");
+        let mut k = Kept::default();
+        let labels: Labels = [
+            ("namespace", "shop"),
+            ("pod", "web-1"),
+            ("uid", "x"),
+            ("instance", "ksm:8080"),
+        ]
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+        k.series(&labels);
+        k.sample(100.0, 1.0);
+        k.end_series();
+        k.series(&labels);
+        k.end_series();
+        assert_eq!(k.0.len(), 1, "a series without a point is dropped");
+        assert_eq!(k.0[0].labels.keys().collect::<Vec<_>>(), ["namespace", "pod"]);
+        assert_eq!(k.0[0].value, 1.0);
+    }
 }

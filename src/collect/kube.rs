@@ -3,9 +3,18 @@
 //! pods, HPAs and VPAs with pagination and bounded concurrency, and turns API errors into
 //! messages that name the missing RBAC permission. Every call goes through [`API_CALLS`], the
 //! one table the deploy/ ClusterRole is checked against.
+//!
+//! A list is bounded ([`ListLimits`]): each page has a timeout (a body trickled byte by byte
+//! ends there), 429, 5xx, timeouts and transport errors are retried a few times with backoff
+//! (`Retry-After` capped, each retry logged at warn with its attempt), a continue token seen
+//! twice or more pages than the cap end the list with an error, and the whole list has a
+//! deadline. kube's own retry layer is off: it honours any `Retry-After` (an hour) and
+//! retries 15 times without a word.
 
+use std::collections::HashSet;
 use std::fmt::Debug;
 use std::path::Path;
+use std::time::Duration;
 
 use futures::stream::{self, StreamExt};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
@@ -87,7 +96,62 @@ pub async fn client(target: &KubeTarget) -> Result<Client, Error> {
             .map_err(|e| Error::KubeConfig(e.to_string()))?,
         (None, None) => Config::infer().await.map_err(|e| Error::KubeConfig(e.to_string()))?,
     };
+    let mut config = config;
+    // Retries are ours (`ListLimits`): bounded, with a capped `Retry-After`, and logged.
+    config.default_retry = false;
     Client::try_from(config).map_err(|e| Error::KubeConfig(e.to_string()))
+}
+
+/// The bounds of one list call (see the module documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListLimits {
+    /// One page, from the request to the last byte of its body.
+    pub request_timeout: Duration,
+    /// Retries of a page after 429, 5xx, a timeout or a transport error.
+    pub retries: u32,
+    /// The first wait between attempts; it doubles per retry.
+    pub backoff: Duration,
+    /// The longest `Retry-After` honoured.
+    pub max_retry_after: Duration,
+    /// Pages of one list.
+    pub max_pages: u32,
+    /// All pages and retries of one list.
+    pub deadline: Duration,
+}
+
+impl Default for ListLimits {
+    fn default() -> Self {
+        ListLimits {
+            // apiserver itself ends a list at 60 s (its --request-timeout default).
+            request_timeout: Duration::from_secs(60),
+            // 0.5 + 1 + 2 + 4 s: rides out an apiserver restart or a leader change.
+            retries: 4,
+            backoff: Duration::from_millis(500),
+            // Priority and fairness answers `Retry-After: 1`; more is a server asking for minutes.
+            max_retry_after: Duration::from_secs(10),
+            // 10,000 pages of 500: five million objects of one kind.
+            max_pages: 10_000,
+            deadline: Duration::from_secs(600),
+        }
+    }
+}
+
+/// Whether a failed page is worth another try, and the server's `Retry-After`.
+fn transient(e: &kube::Error) -> Option<Option<Duration>> {
+    match e {
+        kube::Error::Api(status) if status.code == 429 || status.code >= 500 => {
+            let after = status.details.as_ref().map(|d| u64::from(d.retry_after_seconds));
+            Some(after.filter(|s| *s > 0).map(Duration::from_secs))
+        }
+        kube::Error::Api(_) => None,
+        // A torn or garbled body, a refused or reset connection: transient.
+        kube::Error::HyperError(_)
+        | kube::Error::Service(_)
+        | kube::Error::SerdeError(_)
+        | kube::Error::ReadEvents(_)
+        | kube::Error::HttpError(_) => Some(None),
+        _ => None,
+    }
 }
 
 /// Page size of list calls: large enough to keep round trips few, small enough that the API
@@ -143,6 +207,89 @@ pub async fn list_map<K, T>(
 where
     K: Resource + Clone + DeserializeOwned + Debug,
 {
+    list_bounded(api, call, selector, map, &ListLimits::default()).await
+}
+
+/// [`list_map`] within `limits`: the whole list ends by `limits.deadline`.
+pub async fn list_bounded<K, T>(
+    api: Api<K>,
+    call: &'static ApiCall,
+    selector: Option<&str>,
+    map: fn(K) -> T,
+    limits: &ListLimits,
+) -> Result<Vec<T>, Error>
+where
+    K: Resource + Clone + DeserializeOwned + Debug,
+{
+    match tokio::time::timeout(limits.deadline, pages(api, call, selector, map, limits)).await {
+        Ok(listed) => listed,
+        Err(_) => Err(Error::KubeList {
+            resource: call.resource,
+            problem: format!("did not finish within the list deadline of {:?}", limits.deadline),
+            hint: "raise --kube-list-deadline for a very large or slow cluster".into(),
+        }),
+    }
+}
+
+/// One page, within the page timeout, retried while the failure is transient.
+async fn page<K>(
+    api: &Api<K>,
+    params: &ListParams,
+    call: &'static ApiCall,
+    limits: &ListLimits,
+) -> Result<kube::core::ObjectList<K>, PageError>
+where
+    K: Resource + Clone + DeserializeOwned + Debug,
+{
+    let mut attempt = 0;
+    loop {
+        let failure = match tokio::time::timeout(limits.request_timeout, api.list(params)).await {
+            Ok(Ok(page)) => return Ok(page),
+            Ok(Err(e)) => match transient(&e) {
+                Some(after) if attempt < limits.retries => (e.to_string(), after),
+                _ => return Err(PageError::Kube(e)),
+            },
+            Err(_) if attempt < limits.retries => (format!("no answer within {:?}", limits.request_timeout), None),
+            Err(_) => return Err(PageError::Timeout(attempt + 1)),
+        };
+        attempt += 1;
+        let exp = limits.backoff * (1u32 << (attempt - 1).min(4));
+        let delay = failure.1.map_or(exp, |after| after.min(limits.max_retry_after));
+        tracing::warn!(
+            resource = call.resource,
+            error = %failure.0,
+            attempt,
+            delay_ms = delay.as_millis() as u64,
+            "retrying kubernetes list (attempt {} of {})",
+            attempt + 1,
+            limits.retries + 1
+        );
+        tokio::time::sleep(delay).await;
+    }
+}
+
+/// Why a page failed for good.
+enum PageError {
+    Kube(kube::Error),
+    /// Every attempt timed out (this many).
+    Timeout(u32),
+}
+
+async fn pages<K, T>(
+    api: Api<K>,
+    call: &'static ApiCall,
+    selector: Option<&str>,
+    map: fn(K) -> T,
+    limits: &ListLimits,
+) -> Result<Vec<T>, Error>
+where
+    K: Resource + Clone + DeserializeOwned + Debug,
+{
+    let limit_error = |problem: String, hint: &str| Error::KubeList {
+        resource: call.resource,
+        problem,
+        hint: hint.into(),
+    };
     let first = || {
         let params = ListParams::default().limit(PAGE);
         match selector {
@@ -153,25 +300,51 @@ where
     let mut items = Vec::new();
     let mut params = first();
     let mut restarted = false;
+    let mut tokens: HashSet<String> = HashSet::new();
+    let mut count = 0u32;
     loop {
-        match api.list(&params).await {
+        count += 1;
+        if count > limits.max_pages {
+            return Err(limit_error(
+                format!("answered more than {} pages", limits.max_pages),
+                "raise --kube-list-max-pages if the cluster really holds that many objects",
+            ));
+        }
+        match page(&api, &params, call, limits).await {
             Ok(page) => {
                 items.extend(page.items.into_iter().map(map));
                 match page.metadata.continue_.filter(|c| !c.is_empty()) {
-                    Some(token) => params = params.continue_token(&token),
+                    // A server that hands out a token twice would have the list go round forever.
+                    Some(token) if tokens.contains(&token) => {
+                        return Err(limit_error(
+                            format!("handed out the same continue token twice (page {count})"),
+                            "the API server or a proxy in front of it is broken; list again later",
+                        ));
+                    }
+                    Some(token) => {
+                        params = params.continue_token(&token);
+                        tokens.insert(token);
+                    }
                     None => return Ok(items),
                 }
             }
-            Err(kube::Error::Api(status)) if status.code == 410 && !restarted => {
+            Err(PageError::Kube(kube::Error::Api(status))) if status.code == 410 && !restarted => {
                 tracing::warn!(
                     resource = call.resource,
                     "list continue token expired; listing again from the start"
                 );
                 restarted = true;
                 items.clear();
+                tokens.clear();
                 params = first();
             }
-            Err(e) => return Err(api_error(e, call)),
+            Err(PageError::Kube(e)) => return Err(api_error(e, call)),
+            Err(PageError::Timeout(n)) => {
+                return Err(limit_error(
+                    format!("answered no page within {:?} ({n} attempts)", limits.request_timeout),
+                    "raise --kube-request-timeout for a slow API server",
+                ));
+            }
         }
     }
 }
@@ -223,19 +396,22 @@ async fn list_one(
     call: &'static ApiCall,
     ns: Option<String>,
     selector: Option<String>,
+    limits: ListLimits,
 ) -> Result<Part, Error> {
-    let (ns, sel) = (ns.as_deref(), selector.as_deref());
+    let (ns, sel, l) = (ns.as_deref(), selector.as_deref(), &limits);
     Ok(match call.resource {
-        "deployments" => Part::Deployments(list_all(api(&client, ns), call, sel).await?),
-        "statefulsets" => Part::StatefulSets(list_all(api(&client, ns), call, sel).await?),
-        "daemonsets" => Part::DaemonSets(list_all(api(&client, ns), call, sel).await?),
-        "cronjobs" => Part::CronJobs(list_all(api(&client, ns), call, sel).await?),
-        "jobs" => Part::Jobs(list_all(api(&client, ns), call, sel).await?),
-        "replicasets" => Part::ReplicaSets(list_map(api(&client, ns), call, sel, objects::trim_replica_set).await?),
-        "pods" => Part::Pods(list_map(api(&client, ns), call, sel, objects::listed_pod).await?),
+        "deployments" => Part::Deployments(list_bounded(api(&client, ns), call, sel, |k| k, l).await?),
+        "statefulsets" => Part::StatefulSets(list_bounded(api(&client, ns), call, sel, |k| k, l).await?),
+        "daemonsets" => Part::DaemonSets(list_bounded(api(&client, ns), call, sel, |k| k, l).await?),
+        "cronjobs" => Part::CronJobs(list_bounded(api(&client, ns), call, sel, |k| k, l).await?),
+        "jobs" => Part::Jobs(list_bounded(api(&client, ns), call, sel, |k| k, l).await?),
+        "replicasets" => {
+            Part::ReplicaSets(list_bounded(api(&client, ns), call, sel, objects::trim_replica_set, l).await?)
+        }
+        "pods" => Part::Pods(list_bounded(api(&client, ns), call, sel, objects::listed_pod, l).await?),
         // HPAs and VPAs are matched to workloads by their target, whatever their own labels.
-        "horizontalpodautoscalers" => Part::Hpas(list_all(api(&client, ns), call, None).await?),
-        _ => Part::Vpas(list_all(dynamic_api(&client, ns, &vpa_resource()), call, None).await?),
+        "horizontalpodautoscalers" => Part::Hpas(list_bounded(api(&client, ns), call, None, |k| k, l).await?),
+        _ => Part::Vpas(list_bounded(dynamic_api(&client, ns, &vpa_resource()), call, None, |k| k, l).await?),
     })
 }
 
@@ -262,6 +438,11 @@ fn calls_for(filter: &Filter) -> Vec<&'static ApiCall> {
 /// reported and skipped while the others go on; the run fails only when every namespace
 /// failed. A missing VPA CRD (404) means no VPAs.
 pub async fn list(client: &Client, filter: &Filter) -> Result<Listed, Error> {
+    list_with(client, filter, &ListLimits::default()).await
+}
+
+/// [`list`] within `limits`.
+pub async fn list_with(client: &Client, filter: &Filter, limits: &ListLimits) -> Result<Listed, Error> {
     let scopes: Vec<Option<String>> = if filter.namespaces.is_empty() {
         vec![None]
     } else {
@@ -280,6 +461,7 @@ pub async fn list(client: &Client, filter: &Filter) -> Result<Listed, Error> {
                 call,
                 ns.clone(),
                 filter.selector.as_ref().map(|s| s.to_string()),
+                *limits,
             );
             async move { (call, ns, fut.await) }
         })
@@ -342,7 +524,12 @@ pub async fn list(client: &Client, filter: &Filter) -> Result<Listed, Error> {
 /// applies the whole filter afterwards, as for every input), their VPA modes and the live pod
 /// owners.
 pub async fn discover(client: &Client, filter: &Filter) -> Result<Discovered, Error> {
-    let listed = list(client, filter).await?;
+    discover_with(client, filter, &ListLimits::default()).await
+}
+
+/// [`discover`] within `limits`.
+pub async fn discover_with(client: &Client, filter: &Filter, limits: &ListLimits) -> Result<Discovered, Error> {
+    let listed = list_with(client, filter, limits).await?;
     let (mut workloads, mut warnings) = objects::workloads(&listed.objects);
     let owners = LiveOwners::from_objects(&listed.pods, &listed.replica_sets, &listed.objects.jobs);
     workloads.extend(objects::bare_pods(&listed.pods, &owners.owners(), &mut warnings));

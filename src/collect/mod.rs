@@ -47,6 +47,34 @@ pub enum Error {
         query: String,
     },
 
+    #[error(
+        "prometheus at {url} answered {what}: over the cap\nquery: {query}\nhint: raise {setting} if the answer is genuine"
+    )]
+    PrometheusLimit {
+        url: String,
+        what: String,
+        setting: &'static str,
+        query: String,
+    },
+
+    #[error(
+        "prometheus at {url} did not answer within the {which} deadline of {deadline:?}\nquery: {query}\nhint: raise {setting}, or shorten --history for a slow or overloaded server"
+    )]
+    PrometheusDeadline {
+        url: String,
+        which: &'static str,
+        deadline: std::time::Duration,
+        setting: &'static str,
+        query: String,
+    },
+
+    #[error("the kubernetes api {problem} while listing {resource}\nhint: {hint}")]
+    KubeList {
+        resource: &'static str,
+        problem: String,
+        hint: String,
+    },
+
     #[error("prometheus at {url} does not serve remote read with streamed chunks: {detail}")]
     RemoteReadUnsupported { url: String, detail: String },
     #[error("prometheus rejected the query ({error_type}): {error}\nquery: {query}")]
@@ -103,7 +131,11 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::PrometheusUnreachable { source, .. } => {
-                source.is_timeout() || source.is_connect() || source.is_request() || source.is_body()
+                source.is_timeout()
+                    || source.is_connect()
+                    || source.is_request()
+                    || source.is_body()
+                    || source.is_decode()
             }
             Error::PrometheusStatus { status, .. } => *status == 429 || *status >= 500,
             Error::PrometheusTimeout { .. } => true,

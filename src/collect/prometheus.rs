@@ -8,6 +8,14 @@
 //! caller chooses, so the client never holds a whole answer. Partial-data `warnings`, `NaN`s
 //! and unparsable points are counted and reported, not fatal. Works with anything that speaks
 //! the Prometheus API (Prometheus, Thanos, Mimir, VictoriaMetrics).
+//!
+//! Nothing an answer holds is trusted to be small or quick. Each request has an overall
+//! deadline over all its attempts (`request_deadline`) and the run one over all its requests
+//! (`run_deadline`); `Retry-After` is capped (`max_retry_after`); a body cut mid-stream
+//! (reqwest calls it a decode error) is retried like a timeout. An answer is capped in bytes,
+//! in the length of any one JSON string (a label value, a warning), in series and in labels
+//! per series; going over a cap is an error that names it and the setting that raises it.
+//! Warnings are de-duplicated with a set and at most `max_warnings` are kept and logged.
 
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,12 +26,17 @@ use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
 use tokio::sync::{Semaphore, mpsc};
 use url::Url;
 
-use self::transport::{ChannelReader, Failure, backoff, basic_auth_value, retry_after};
+use self::transport::{Broken, ChannelReader, Failure, backoff, basic_auth_value, retry_after};
 use super::Error;
+use super::promparse::{JsonStrings, ParseError};
 pub use super::promparse::{Labels, Parsed, SeriesSink};
 use super::remote_read::{self, Matcher, RawSink, RawStats};
 
+mod config;
 mod transport;
+
+pub use self::config::PromConfig;
+use self::config::{Limits, Warnings};
 
 /// A request body.
 enum Body<'a> {
@@ -37,48 +50,6 @@ fn error_detail(e: &Error) -> String {
     match e {
         Error::PrometheusStatus { detail, .. } => detail.clone(),
         other => other.to_string(),
-    }
-}
-
-/// How to reach Prometheus. Built once by `Settings`.
-#[derive(Debug, Clone)]
-pub struct PromConfig {
-    pub url: Url,
-    pub bearer_token: Option<String>,
-    pub basic_auth: Option<(String, String)>,
-    /// Extra headers, e.g. `X-Scope-OrgID` for Mimir/Cortex tenants.
-    pub headers: Vec<(String, String)>,
-    pub timeout: Duration,
-    pub retries: u32,
-    pub concurrency: usize,
-    /// PEM bundle of CAs to trust in addition to the system store.
-    pub ca_file: Option<std::path::PathBuf>,
-    /// Accept any server certificate (off by default; for test clusters only).
-    pub insecure_skip_tls_verify: bool,
-    /// First retry delay; it doubles per attempt up to 16x.
-    pub backoff: Duration,
-    /// Try remote read (streamed chunks) for the CPU history before PromQL.
-    pub remote_read: bool,
-}
-
-impl PromConfig {
-    pub fn new(url: Url) -> Self {
-        PromConfig {
-            url,
-            bearer_token: None,
-            basic_auth: None,
-            headers: Vec::new(),
-            // Long-window subqueries over big clusters take tens of seconds on the server.
-            timeout: Duration::from_secs(120),
-            retries: 3,
-            // Prometheus evaluates queries on all cores; more than a few at once only queues.
-            concurrency: 4,
-            ca_file: None,
-            insecure_skip_tls_verify: false,
-            // 0.5 s, 1 s, 2 s: rides out a Prometheus restart or a rolling Thanos querier.
-            backoff: Duration::from_millis(500),
-            remote_read: true,
-        }
     }
 }
 
@@ -109,7 +80,8 @@ pub struct PromClient {
     timeout: Duration,
     permits: Arc<Semaphore>,
     stats: Arc<PromStats>,
-    warnings: Arc<Mutex<Vec<String>>>,
+    warnings: Arc<Mutex<Warnings>>,
+    limits: Arc<Limits>,
 }
 
 /// One series of an instant vector.
@@ -206,7 +178,16 @@ impl PromClient {
             timeout: cfg.timeout,
             permits: Arc::new(Semaphore::new(cfg.concurrency.max(1))),
             stats: Arc::new(PromStats::default()),
-            warnings: Arc::new(Mutex::new(Vec::new())),
+            warnings: Arc::new(Mutex::new(Warnings::default())),
+            limits: Arc::new(Limits {
+                caps: cfg.caps(),
+                request_deadline: cfg.request_deadline,
+                run_deadline: cfg.run_deadline.map(|d| (tokio::time::Instant::now() + d, d)),
+                max_retry_after: cfg.max_retry_after,
+                max_answer_bytes: cfg.max_answer_bytes,
+                max_string_bytes: cfg.max_string_bytes,
+                max_warnings: cfg.max_warnings,
+            }),
         })
     }
 
@@ -231,18 +212,43 @@ impl PromClient {
     }
 
     /// Everything worth telling the user about the answers so far: partial-data warnings from
-    /// the server, skipped points, missing exporters. Each message once, in order.
+    /// the server, skipped points, missing exporters. Each message once, in order, at most
+    /// `max_warnings`, then one line counting the rest.
     pub fn warnings(&self) -> Vec<String> {
-        self.warnings.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        let w = self.warnings.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = w.list.clone();
+        if w.dropped > 0 {
+            out.push(format!(
+                "{} more distinct warnings not shown (at most {} are kept; raise --prometheus-max-warnings)",
+                w.dropped, self.limits.max_warnings
+            ));
+        }
+        out
     }
 
-    /// Records a warning (logged once, kept for `warnings`).
+    /// Records a warning (logged once, kept for `warnings`): a set lookup, so 20,000
+    /// warnings cost 20,000 lookups, not 200 million string comparisons.
     pub fn warn(&self, message: String) {
         let mut w = self.warnings.lock().unwrap_or_else(|e| e.into_inner());
-        if !w.contains(&message) {
-            tracing::warn!("{message}");
-            w.push(message);
+        if w.seen.contains(&message) {
+            return;
         }
+        if w.list.len() >= self.limits.max_warnings {
+            if w.dropped == 0 {
+                tracing::warn!(
+                    cap = self.limits.max_warnings,
+                    "more warnings than the cap: the rest are counted, not logged"
+                );
+            }
+            w.dropped += 1;
+            // Remembered so a repeat is not counted twice; the set is bounded by the answers'
+            // byte caps.
+            w.seen.insert(message);
+            return;
+        }
+        tracing::warn!("{message}");
+        w.seen.insert(message.clone());
+        w.list.push(message);
     }
 
     /// Instant query evaluated at `time` (unix seconds). The time is always explicit: without
@@ -331,12 +337,16 @@ impl PromClient {
         F: Fn() -> S,
     {
         let body = Body::Form(params);
+        let caps = self.limits.caps;
         let (sink, parsed) = self
-            .attempts(path, &body, promql, make, |reader, mut sink: S| {
-                let parsed = super::promparse::parse_reader(reader, &mut sink);
+            .attempts(path, &body, promql, make, move |reader, mut sink: S| {
+                let parsed = super::promparse::parse_reader_capped(reader, &mut sink, caps);
                 (
                     sink,
-                    parsed.map_err(|e| format!("the answer is not Prometheus API JSON ({e}")),
+                    parsed.map_err(|e| match e {
+                        ParseError::Over(o) => Broken::Over(o),
+                        ParseError::Json(e) => Broken::Garbled(format!("the answer is not Prometheus API JSON ({e}")),
+                    }),
                 )
             })
             .await?;
@@ -371,7 +381,7 @@ impl PromClient {
                     let stats = remote_read::read_stream(reader, &mut sink);
                     (
                         sink,
-                        stats.map_err(|e| format!("the remote-read stream is broken ({e}")),
+                        stats.map_err(|e| Broken::Garbled(format!("the remote-read stream is broken ({e}"))),
                     )
                 },
             )
@@ -394,25 +404,77 @@ impl PromClient {
         S: Send + 'static,
         F: Fn() -> S,
         T: Send + 'static,
-        P: Fn(&mut dyn io::Read, S) -> (S, Result<T, String>) + Clone + Send + 'static,
+        P: Fn(&mut dyn io::Read, S) -> (S, Result<T, Broken>) + Clone + Send + 'static,
     {
         let url = self
             .base
             .join(path)
             .map_err(|e| Error::Config(format!("bad prometheus url: {e}")))?;
-        let _permit = self.permits.acquire().await.expect("semaphore never closed");
+        let limits = &self.limits;
+        let expired = |which, deadline, setting| Error::PrometheusDeadline {
+            url: self.base.to_string(),
+            which,
+            deadline,
+            setting,
+            query: what.to_string(),
+        };
+        let run_expired = || {
+            let (_, d) = limits.run_deadline.expect("only with a run deadline");
+            expired("run", d, "--prometheus-run-deadline")
+        };
+        // Waiting for a turn counts against the run's deadline only: a request's own
+        // deadline starts when it is sent.
+        let permit = self.permits.acquire();
+        let _permit = match limits.run_deadline {
+            Some((at, _)) => tokio::time::timeout_at(at, permit).await.map_err(|_| run_expired())?,
+            None => permit.await,
+        }
+        .expect("semaphore never closed");
         if matches!(body, Body::Form(_)) {
             self.stats.queries.fetch_add(1, Ordering::Relaxed);
         }
+        let request_at = tokio::time::Instant::now() + limits.request_deadline;
+        let work = self.retrying(&url, body, what, make, parse);
+        match limits.run_deadline {
+            Some((at, _)) if at < request_at => tokio::time::timeout_at(at, work).await.map_err(|_| run_expired())?,
+            _ => tokio::time::timeout_at(request_at, work)
+                .await
+                .map_err(|_| expired("request", limits.request_deadline, "--prometheus-request-deadline"))?,
+        }
+    }
+
+    /// The attempts of one request, with backoff between them.
+    async fn retrying<S, F, P, T>(
+        &self,
+        url: &Url,
+        body: &Body<'_>,
+        what: &str,
+        make: F,
+        parse: P,
+    ) -> Result<(S, T), Error>
+    where
+        S: Send + 'static,
+        F: Fn() -> S,
+        T: Send + 'static,
+        P: Fn(&mut dyn io::Read, S) -> (S, Result<T, Broken>) + Clone + Send + 'static,
+    {
         let mut attempt = 0;
         loop {
-            match self.once(&url, body, what, make(), parse.clone()).await {
+            match self.once(url, body, what, make(), parse.clone()).await {
                 Ok(done) => return Ok(done),
                 Err(f) if f.retryable && attempt < self.retries => {
                     attempt += 1;
                     self.stats.retries.fetch_add(1, Ordering::Relaxed);
-                    let delay = backoff(self.backoff, attempt, f.retry_after);
-                    tracing::warn!(error = %f.error, attempt, delay_ms = delay.as_millis() as u64, "retrying prometheus query");
+                    let delay = backoff(self.backoff, attempt, f.retry_after, self.limits.max_retry_after);
+                    tracing::warn!(
+                        error = %f.error,
+                        attempt,
+                        of = self.retries,
+                        delay_ms = delay.as_millis() as u64,
+                        "retrying prometheus query (attempt {} of {})",
+                        attempt + 1,
+                        self.retries + 1
+                    );
                     tokio::time::sleep(delay).await;
                 }
                 Err(f) if f.timed_out => {
@@ -447,6 +509,12 @@ impl PromClient {
         for warning in &parsed.warnings {
             self.warn(format!("prometheus returned partial data: {warning} (query: {promql})"));
         }
+        if parsed.warnings_dropped > 0 {
+            self.warn(format!(
+                "prometheus returned {} more partial-data warnings than the {} kept (query: {promql})",
+                parsed.warnings_dropped, self.limits.max_warnings
+            ));
+        }
         for info in &parsed.infos {
             tracing::info!(query = promql, info = %info, "prometheus annotation");
         }
@@ -467,7 +535,9 @@ impl PromClient {
 
     fn unreachable(&self, source: reqwest::Error) -> Failure {
         let timed_out = source.is_timeout();
-        let retryable = timed_out || source.is_connect() || source.is_request() || source.is_body();
+        // A body cut mid-stream is a decode error to reqwest: as transient as a timeout.
+        let retryable =
+            timed_out || source.is_connect() || source.is_request() || source.is_body() || source.is_decode();
         Failure {
             error: Error::PrometheusUnreachable {
                 url: self.base.to_string(),
@@ -490,7 +560,7 @@ impl PromClient {
     where
         S: Send + 'static,
         T: Send + 'static,
-        P: FnOnce(&mut dyn io::Read, S) -> (S, Result<T, String>) + Send + 'static,
+        P: FnOnce(&mut dyn io::Read, S) -> (S, Result<T, Broken>) + Send + 'static,
     {
         let remote = matches!(body, Body::RemoteRead(_));
         let request = match body {
@@ -559,6 +629,11 @@ impl PromClient {
         });
         let mut head = Vec::new();
         let mut body_error = None;
+        let mut over = None;
+        let mut received: u64 = 0;
+        // serde buffers a whole JSON string before it sees it: the string caps are checked
+        // on the bytes as they arrive (remote read is protobuf, capped per frame instead).
+        let mut strings = (!remote).then(|| JsonStrings::new(self.limits.max_string_bytes));
         // The body arrives in chunks of a few KiB; handing each to the parser thread cost a
         // thread wake-up per chunk (a sixth of rightsizer's CPU at 1,000 workloads). They
         // are batched to BATCH bytes.
@@ -568,6 +643,24 @@ impl PromClient {
             match response.chunk().await {
                 Ok(Some(chunk)) => {
                     self.stats.bytes.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                    received += chunk.len() as u64;
+                    if received > self.limits.max_answer_bytes {
+                        over = Some(super::promparse::Over {
+                            what: format!("more than {} bytes", self.limits.max_answer_bytes),
+                            setting: "--prometheus-max-answer-bytes",
+                        });
+                    } else if let Some(s) = &mut strings
+                        && !s.scan(&chunk)
+                    {
+                        over = Some(super::promparse::Over {
+                            what: format!("a string longer than {} bytes", self.limits.max_string_bytes),
+                            setting: "--prometheus-max-string-bytes",
+                        });
+                    }
+                    if over.is_some() {
+                        let _ = tx.send(Err(io::Error::other("the answer is over a cap"))).await;
+                        break;
+                    }
                     if head.len() < 120 {
                         head.extend_from_slice(&chunk[..chunk.len().min(120 - head.len())]);
                     }
@@ -594,9 +687,21 @@ impl PromClient {
         if let Some(e) = body_error {
             return Err(self.unreachable(e));
         }
+        let over_cap = |o: super::promparse::Over| {
+            Failure::fatal(Error::PrometheusLimit {
+                url: self.base.to_string(),
+                what: o.what,
+                setting: o.setting,
+                query: promql.to_string(),
+            })
+        };
+        if let Some(o) = over {
+            return Err(over_cap(o));
+        }
         match parsed {
             Ok(parsed) => Ok((sink, parsed)),
-            Err(e) => {
+            Err(Broken::Over(o)) => Err(over_cap(o)),
+            Err(Broken::Garbled(e)) => {
                 let head = String::from_utf8_lossy(&head).into_owned();
                 // A torn or garbled answer is often a proxy or a restart: worth another try.
                 Err(Failure::transient(Error::malformed(

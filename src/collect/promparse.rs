@@ -8,12 +8,23 @@
 //! top-level fields (`stats`, `isPartial`), `warnings` and `infos`, `data` keys in any order,
 //! native histogram points (ignored), and `NaN`/`±Inf` values (skipped and counted, as are
 //! values that are not numbers: one bad point or series never fails the answer).
+//!
+//! A hostile or broken server can answer anything, so a parse is held to [`Caps`]: series per
+//! answer, labels per series, and partial-data warnings kept (de-duplicated with a set, the
+//! rest counted). Going over a cap ends the parse with [`ParseError::Over`], naming the cap
+//! and the setting that raises it. String lengths and answer bytes are capped on the byte
+//! stream before the parser (`prometheus::transport`), since serde buffers a whole string.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::io::Read;
 
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+pub use self::caps::{Caps, JsonStrings, Over, ParseError};
+use self::caps::{LabelsSeed, WarningsSeed};
+
+mod caps;
 
 /// The labels of one series.
 pub type Labels = BTreeMap<String, String>;
@@ -25,6 +36,8 @@ pub trait SeriesSink {
     fn series(&mut self, labels: &Labels);
     /// One finite point of the current series: unix seconds and value.
     fn sample(&mut self, t: f64, v: f64);
+    /// The current series has no more points (a sink that reduces whole series does it here).
+    fn end_series(&mut self) {}
 }
 
 /// What a parse found besides the series.
@@ -46,31 +59,52 @@ pub struct Parsed {
     pub bad_values: u64,
     /// Series without a `metric` object, skipped.
     pub bad_series: u64,
+    /// Warnings beyond `Caps::max_warnings` (after de-duplication), not kept.
+    pub warnings_dropped: u64,
+    /// The caps of this parse.
+    pub(super) caps: Caps,
+    /// The cap the answer went over, if any (the parse then fails).
+    pub(super) over: Option<Over>,
 }
 
 /// Parses an answer from a byte slice.
 pub fn parse_slice(body: &[u8], sink: &mut impl SeriesSink) -> serde_json::Result<Parsed> {
     let mut de = serde_json::Deserializer::from_slice(body);
-    let parsed = parse_with(&mut de, sink)?;
+    let mut parsed = Parsed::default();
+    parse_with(&mut de, sink, &mut parsed)?;
     de.end()?;
     Ok(parsed)
 }
 
 /// Parses an answer from a reader (the HTTP body as it arrives).
 pub fn parse_reader(body: impl Read, sink: &mut impl SeriesSink) -> serde_json::Result<Parsed> {
-    let mut de = serde_json::Deserializer::from_reader(body);
-    let parsed = parse_with(&mut de, sink)?;
-    de.end()?;
-    Ok(parsed)
+    parse_reader_capped(body, sink, Caps::default()).map_err(|e| match e {
+        ParseError::Json(e) => e,
+        ParseError::Over(o) => de::Error::custom(o.what),
+    })
 }
 
-fn parse_with<'de, D: de::Deserializer<'de>, S: SeriesSink>(de: D, sink: &mut S) -> Result<Parsed, D::Error> {
-    let mut parsed = Parsed::default();
-    de.deserialize_map(Envelope {
-        sink,
-        parsed: &mut parsed,
-    })?;
-    Ok(parsed)
+/// Parses an answer from a reader, held to `caps`.
+pub fn parse_reader_capped(body: impl Read, sink: &mut impl SeriesSink, caps: Caps) -> Result<Parsed, ParseError> {
+    let mut de = serde_json::Deserializer::from_reader(body);
+    let mut parsed = Parsed {
+        caps,
+        ..Parsed::default()
+    };
+    let result = parse_with(&mut de, sink, &mut parsed).and_then(|()| de.end());
+    match (result, parsed.over.take()) {
+        (Ok(()), _) => Ok(parsed),
+        (Err(_), Some(over)) => Err(ParseError::Over(over)),
+        (Err(e), None) => Err(ParseError::Json(e)),
+    }
+}
+
+fn parse_with<'de, D: de::Deserializer<'de>, S: SeriesSink>(
+    de: D,
+    sink: &mut S,
+    parsed: &mut Parsed,
+) -> Result<(), D::Error> {
+    de.deserialize_map(Envelope { sink, parsed })
 }
 
 struct Envelope<'a, S> {
@@ -91,7 +125,9 @@ impl<'de, S: SeriesSink> Visitor<'de> for Envelope<'_, S> {
                 "status" => self.parsed.status = map.next_value()?,
                 "errorType" => self.parsed.error_type = map.next_value()?,
                 "error" => self.parsed.error = map.next_value()?,
-                "warnings" => self.parsed.warnings = map.next_value::<Option<Vec<String>>>()?.unwrap_or_default(),
+                "warnings" => map.next_value_seed(WarningsSeed {
+                    parsed: &mut *self.parsed,
+                })?,
                 "infos" => self.parsed.infos = map.next_value::<Option<Vec<String>>>()?.unwrap_or_default(),
                 "data" => map.next_value_seed(DataSeed {
                     sink: &mut *self.sink,
@@ -165,10 +201,18 @@ impl<'de, S: SeriesSink> Visitor<'de> for DataSeed<'_, S> {
     /// the result type is `series`.
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         self.parsed.result_type = "series".into();
-        while let Some(labels) = seq.next_element::<Option<Labels>>()? {
+        loop {
+            self.parsed.count_series()?;
+            let Some(labels) = seq.next_element_seed(LabelsSeed {
+                parsed: &mut *self.parsed,
+            })?
+            else {
+                break;
+            };
             match labels {
                 Some(labels) => {
                     self.sink.series(&labels);
+                    self.sink.end_series();
                     self.parsed.series += 1;
                 }
                 None => self.parsed.bad_series += 1,
@@ -266,7 +310,12 @@ impl<'de, S: SeriesSink> Visitor<'de> for SeriesSeed<'_, S> {
         while let Some(key) = map.next_key::<Key>()? {
             match key.0.as_str() {
                 "metric" => {
-                    let labels: Labels = map.next_value::<Option<Labels>>()?.unwrap_or_default();
+                    self.parsed.count_series()?;
+                    let labels: Labels = map
+                        .next_value_seed(LabelsSeed {
+                            parsed: &mut *self.parsed,
+                        })?
+                        .unwrap_or_default();
                     self.sink.series(&labels);
                     self.parsed.series += 1;
                     labelled = true;
@@ -296,7 +345,9 @@ impl<'de, S: SeriesSink> Visitor<'de> for SeriesSeed<'_, S> {
                 }
             }
         }
-        if !labelled {
+        if labelled {
+            self.sink.end_series();
+        } else {
             self.parsed.bad_series += 1;
             self.buffered.clear();
         }

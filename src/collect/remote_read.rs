@@ -175,8 +175,13 @@ pub fn read_stream(mut r: impl Read, sink: &mut impl RawSink) -> io::Result<RawS
         }
         let mut crc = [0u8; 4];
         r.read_exact(&mut crc)?;
-        frame.resize(len as usize, 0);
-        r.read_exact(&mut frame)?;
+        // The length is the sender's word: the buffer grows with the bytes that actually
+        // arrive, so a 100-byte answer that claims a 256 MiB frame never allocates 256 MiB.
+        frame.clear();
+        let got = (&mut r).take(len).read_to_end(&mut frame)?;
+        if (got as u64) < len {
+            return Err(bad(format!("a frame of {len} bytes is cut off after {got} bytes")));
+        }
         if crc32c(&frame) != u32::from_be_bytes(crc) {
             return Err(bad("a frame's CRC-32C does not match"));
         }

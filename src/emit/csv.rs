@@ -3,10 +3,16 @@
 //! split so a spreadsheet can use them: quantities as Kubernetes spells them and as raw
 //! numbers (cores, bytes), current and recommended side by side. Rows in key order
 //! (namespace, kind, workload) and containers in spec order, like the JSON report.
+//!
+//! Names and notes are data (`escape::csv_text`): control characters are made visible and a
+//! text cell that starts with `=`, `+`, `-` or `@` is prefixed with `'`, as OWASP's
+//! CSV-injection guidance says, so a spreadsheet never evaluates a pushed label as a
+//! formula. Number columns are written as numbers (a negative saving stays `-1.5`).
 
 use std::io::Write;
 
 use super::Context;
+use super::escape::csv_text;
 use super::table::note;
 use crate::model::{format_cpu, format_memory};
 use crate::recommend::Report;
@@ -44,7 +50,8 @@ pub const HEADER: [&str; 28] = [
 
 /// One RFC 4180 field.
 fn field(value: &str) -> String {
-    if value.contains([',', '"', '\r', '\n']) {
+    // A cell `csv_text` neutralised is quoted too, as OWASP asks.
+    if value.contains([',', '"', '\r', '\n']) || value.starts_with('\'') {
         format!("\"{}\"", value.replace('"', "\"\""))
     } else {
         value.to_string()
@@ -70,10 +77,10 @@ pub fn write(report: &Report, ctx: &Context, out: &mut impl Write) -> std::io::R
             let (cur, rec) = (&r.current, &r.recommended);
             let usage = ctx.usage(&r.key);
             let row = [
-                w.key.namespace.clone(),
+                csv_text(&w.key.namespace),
                 w.key.kind.to_string(),
-                w.key.name.clone(),
-                r.key.container.clone(),
+                csv_text(&w.key.name),
+                csv_text(&r.key.container),
                 format!("{:?}", r.role),
                 quantity(cur.cpu_request, format_cpu),
                 quantity(rec.cpu_request, format_cpu),
@@ -95,9 +102,9 @@ pub fn write(report: &Report, ctx: &Context, out: &mut impl Write) -> std::io::R
                 number(usage.map(|u| u.memory_max)),
                 format!("{:.3}", r.confidence),
                 format!("{:.2}", r.monthly_savings),
-                ctx.vpa.get(&w.key).cloned().unwrap_or_default(),
-                r.skip.as_ref().map(ToString::to_string).unwrap_or_default(),
-                if r.skip.is_some() { String::new() } else { note(r) },
+                csv_text(ctx.vpa.get(&w.key).map(String::as_str).unwrap_or_default()),
+                csv_text(&r.skip.as_ref().map(ToString::to_string).unwrap_or_default()),
+                csv_text(&if r.skip.is_some() { String::new() } else { note(r) }),
             ];
             line(out, &row)?;
         }
@@ -115,5 +122,14 @@ mod tests {
         assert_eq!(field("a,b"), "\"a,b\"");
         assert_eq!(field("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(field("two\nlines"), "\"two\nlines\"");
+    }
+
+    #[test]
+    fn hostile_names_are_text_cells() {
+        assert_eq!(
+            field(&csv_text("=HYPERLINK(\"http://x\")")),
+            "\"'=HYPERLINK(\"\"http://x\"\")\""
+        );
+        assert_eq!(field(&csv_text("a\x1b[2Jb")), "a\\x1b[2Jb");
     }
 }

@@ -1,18 +1,21 @@
 //! The Markdown summary for a pull-request body (`--markdown FILE`, `--format markdown`):
 //! the totals, a table of the changes (largest savings first), the reason behind every value,
 //! the HPA changes, and what was left out and why (skipped workloads and containers,
-//! workloads an active VPA manages), then the run's warnings. GitHub-flavoured: pipes in
-//! cells are escaped, long sections fold into `<details>`.
+//! workloads an active VPA manages), then the run's warnings. GitHub-flavoured, long sections
+//! fold into `<details>`. Names are data (`escape`): each is a code span no backtick in it can
+//! close, every other text is escaped so no name starts markup, raw HTML or a new block.
 
 use std::io::Write;
 
 use super::Context;
+use super::escape::{md_code, md_code_cell, md_text};
 use super::table::{change, hpa_summary, money};
 use crate::model::{format_cpu, format_memory};
 use crate::recommend::{Recommendation, Report};
 
+/// Text in a list item or table cell (pipes are escaped by `md_text` too).
 fn cell(text: &str) -> String {
-    text.replace('|', "\\|").replace('\n', " ")
+    md_text(text)
 }
 
 fn date(unix: i64) -> String {
@@ -79,15 +82,15 @@ pub fn write(report: &Report, ctx: &Context, out: &mut impl Write) -> std::io::R
         writeln!(out, "|---|---|---|---|---|---|---:|---:|")?;
         for r in &changed {
             let (c, n) = (&r.current, &r.recommended);
-            let mut workload = format!("`{}`", r.key.workload);
+            let mut workload = md_code_cell(&r.key.workload.to_string());
             if let Some(vpa) = ctx.vpa_note(&r.key.workload) {
-                workload.push_str(&format!(" ({vpa})"));
+                workload.push_str(&format!(" ({})", cell(&vpa)));
             }
             writeln!(
                 out,
-                "| {} | `{}` | {} | {} | {} | {} | {:.0} % | {} |",
-                cell(&workload),
-                cell(&r.key.container),
+                "| {} | {} | {} | {} | {} | {} | {:.0} % | {} |",
+                workload,
+                md_code_cell(&r.key.container),
                 change(c.cpu_request, n.cpu_request, format_cpu).replace("->", "→"),
                 change(c.cpu_limit, n.cpu_limit, format_cpu).replace("->", "→"),
                 change(c.memory_request, n.memory_request, format_memory).replace("->", "→"),
@@ -98,7 +101,12 @@ pub fn write(report: &Report, ctx: &Context, out: &mut impl Write) -> std::io::R
         }
         writeln!(out, "\n<details><summary>Why</summary>\n")?;
         for r in &changed {
-            writeln!(out, "- `{}`: {}", r.key, cell(&reasons(r).join("; ")))?;
+            writeln!(
+                out,
+                "- {}: {}",
+                md_code(&r.key.to_string()),
+                cell(&reasons(r).join("; "))
+            )?;
         }
         writeln!(out, "\n</details>\n")?;
     }
@@ -112,10 +120,10 @@ pub fn write(report: &Report, ctx: &Context, out: &mut impl Write) -> std::io::R
         for (w, h) in hpas {
             writeln!(
                 out,
-                "- `{}` HPA `{}`: {}",
-                w.key,
-                h.name,
-                hpa_summary(h).join(", ").replace("->", "→")
+                "- {} HPA {}: {}",
+                md_code(&w.key.to_string()),
+                md_code(&h.name),
+                cell(&hpa_summary(h).join(", ").replace("->", "→"))
             )?;
             for reason in h.targets.iter().map(|t| &t.reason).chain(&h.reasons) {
                 writeln!(out, "  - {}", cell(reason))?;
@@ -127,14 +135,19 @@ pub fn write(report: &Report, ctx: &Context, out: &mut impl Write) -> std::io::R
     if !ctx.skipped.is_empty() || !skipped_containers.is_empty() || !ctx.vpa.is_empty() {
         writeln!(out, "### Not changed\n")?;
         for (key, mode) in ctx.vpa {
-            writeln!(out, "- `{key}`: managed by VPA ({mode}); left out unless `--force`")?;
+            writeln!(
+                out,
+                "- {}: managed by VPA ({}); left out unless `--force`",
+                md_code(&key.to_string()),
+                cell(mode)
+            )?;
         }
         for s in ctx.skipped {
-            writeln!(out, "- `{}`: {}", s.key, cell(&s.reason))?;
+            writeln!(out, "- {}: {}", md_code(&s.key.to_string()), cell(&s.reason))?;
         }
         for r in skipped_containers {
             if let Some(skip) = &r.skip {
-                writeln!(out, "- `{}`: {}", r.key, cell(&skip.to_string()))?;
+                writeln!(out, "- {}: {}", md_code(&r.key.to_string()), cell(&skip.to_string()))?;
             }
         }
         writeln!(out)?;

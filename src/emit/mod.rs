@@ -11,6 +11,7 @@ pub mod change;
 pub mod configmap;
 mod csv;
 mod document;
+pub mod escape;
 pub mod manifests;
 mod markdown;
 pub mod outputs;

@@ -26,6 +26,8 @@ pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
 pub struct Config {
     /// Read workloads and usage from this snapshot file instead of the cluster.
     pub snapshot: Option<PathBuf>,
+    /// Largest snapshot read, decompressed (1 GiB: a gzip bomb stops there).
+    pub snapshot_max_bytes: u64,
     pub prometheus: PrometheusConfig,
     pub kube: KubeConfig,
     /// History window (`14d`: two weekly cycles, DESIGN.md "Default strategy").
@@ -44,6 +46,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             snapshot: None,
+            snapshot_max_bytes: crate::collect::snapshot::MAX_SNAPSHOT_BYTES,
             prometheus: PrometheusConfig::default(),
             kube: KubeConfig::default(),
             history: DEFAULT_HISTORY.into(),
@@ -81,6 +84,17 @@ pub struct PrometheusConfig {
     pub retries: Option<u32>,
     /// PromQL only, no remote read (see `--prometheus-no-remote-read`).
     pub no_remote_read: bool,
+    /// One request with its retries (10 minutes: a few slow attempts of a long window).
+    pub request_deadline: String,
+    /// Every request of a run (1 hour: far above the measured runs, far below a stuck job).
+    pub run_deadline: Option<String>,
+    /// Caps on one answer (see `collect::prometheus`): bytes, one string, series, labels of
+    /// one series, distinct warnings kept.
+    pub max_answer_bytes: Option<u64>,
+    pub max_string_bytes: Option<usize>,
+    pub max_series: Option<u64>,
+    pub max_labels: Option<usize>,
+    pub max_warnings: Option<usize>,
 }
 
 impl Default for PrometheusConfig {
@@ -98,11 +112,18 @@ impl Default for PrometheusConfig {
             concurrency: None,
             retries: None,
             no_remote_read: false,
+            request_deadline: "10m".into(),
+            run_deadline: Some("1h".into()),
+            max_answer_bytes: None,
+            max_string_bytes: None,
+            max_series: None,
+            max_labels: None,
+            max_warnings: None,
         }
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct KubeConfig {
     /// Kubeconfig path; none = `KUBECONFIG`, `~/.kube/config`, then in-cluster.
@@ -115,6 +136,30 @@ pub struct KubeConfig {
     /// `Deployment`, `StatefulSet`, `DaemonSet`, `CronJob`, `Job`, `Pod`; empty = all.
     pub kinds: Vec<String>,
     pub no_kube_api: bool,
+    /// One page of a list (60 s: the API server's own request timeout).
+    pub request_timeout: String,
+    /// Pages of one list (10,000 pages of 500: five million objects of one kind).
+    pub list_max_pages: u32,
+    /// One list with every page and retry (10 minutes).
+    pub list_deadline: String,
+}
+
+impl Default for KubeConfig {
+    fn default() -> Self {
+        KubeConfig {
+            kubeconfig: None,
+            context: None,
+            namespaces: Vec::new(),
+            exclude_namespaces: Vec::new(),
+            include_system_namespaces: false,
+            selector: None,
+            kinds: Vec::new(),
+            no_kube_api: false,
+            request_timeout: "60s".into(),
+            list_max_pages: 10_000,
+            list_deadline: "10m".into(),
+        }
+    }
 }
 
 /// What a run produces besides its log. Only the report on stdout by default: nothing in the

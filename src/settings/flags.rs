@@ -138,6 +138,41 @@ pub fn input(args: &InputArgs, sources: &Sources) -> Result<Vec<Override>, Error
         "prometheus.noRemoteRead",
         b(pr.prometheus_no_remote_read),
     );
+    c.put(
+        "prometheus_request_deadline",
+        "prometheus.requestDeadline",
+        s(&pr.prometheus_request_deadline),
+    );
+    c.put(
+        "prometheus_run_deadline",
+        "prometheus.runDeadline",
+        s(&pr.prometheus_run_deadline),
+    );
+    c.put(
+        "prometheus_max_answer_bytes",
+        "prometheus.maxAnswerBytes",
+        pr.prometheus_max_answer_bytes.map(Value::from),
+    );
+    c.put(
+        "prometheus_max_string_bytes",
+        "prometheus.maxStringBytes",
+        pr.prometheus_max_string_bytes.map(Value::from),
+    );
+    c.put(
+        "prometheus_max_series",
+        "prometheus.maxSeries",
+        pr.prometheus_max_series.map(Value::from),
+    );
+    c.put(
+        "prometheus_max_labels",
+        "prometheus.maxLabels",
+        pr.prometheus_max_labels.map(Value::from),
+    );
+    c.put(
+        "prometheus_max_warnings",
+        "prometheus.maxWarnings",
+        pr.prometheus_max_warnings.map(Value::from),
+    );
     for h in &pr.prometheus_headers {
         let (name, value) = h
             .split_once('=')
@@ -165,6 +200,22 @@ pub fn input(args: &InputArgs, sources: &Sources) -> Result<Vec<Override>, Error
     let kinds: Vec<String> = k.kinds.iter().map(|k| kind_name(*k).to_string()).collect();
     c.put("kinds", "kube.kinds", list(&kinds));
     c.put("no_kube_api", "kube.noKubeApi", b(k.no_kube_api));
+    c.put(
+        "kube_request_timeout",
+        "kube.requestTimeout",
+        s(&k.kube_request_timeout),
+    );
+    c.put(
+        "kube_list_max_pages",
+        "kube.listMaxPages",
+        k.kube_list_max_pages.map(Value::from),
+    );
+    c.put("kube_list_deadline", "kube.listDeadline", s(&k.kube_list_deadline));
+    c.put(
+        "snapshot_max_bytes",
+        "snapshotMaxBytes",
+        args.snapshot_max_bytes.map(Value::from),
+    );
     c.put("history", "history", s(&args.history));
     c.put("step", "step", s(&args.step));
     c.put("end", "end", s(&args.end));

@@ -16,7 +16,7 @@ use url::Url;
 use crate::Error;
 use crate::cli::{AgentArgs, ConfigArgs, InputArgs, RecommendArgs, RunArgs, SnapshotArgs};
 use crate::collect::filter::Filter;
-use crate::collect::kube::KubeTarget;
+use crate::collect::kube::{KubeTarget, ListLimits};
 use crate::collect::prometheus::PromConfig;
 use crate::collect::selector::Selector;
 use crate::emit::{ConfigMapTarget, Outputs, PatchOutput, PushTarget, ReportTarget};
@@ -29,13 +29,19 @@ pub use flags::Sources;
 /// Where a run reads from.
 #[derive(Debug, Clone)]
 pub enum Input {
-    Snapshot(PathBuf),
+    Snapshot {
+        path: PathBuf,
+        /// Largest snapshot read, decompressed.
+        max_bytes: u64,
+    },
     Live {
         prometheus: Box<PromConfig>,
         /// Read again at every run (a mounted Secret may rotate).
         token_file: Option<PathBuf>,
         /// `None` with `kube.noKubeApi`: discover from kube-state-metrics.
         kube: Option<KubeTarget>,
+        /// Bounds of the Kubernetes lists.
+        limits: ListLimits,
     },
 }
 
@@ -328,7 +334,13 @@ fn input(c: &Config, o: &Origins) -> Result<Input, Error> {
                 o.of("prometheus.url")
             )));
         }
-        return Ok(Input::Snapshot(path.clone()));
+        if c.snapshot_max_bytes == 0 {
+            return Err(o.bad("snapshotMaxBytes", 0, "must be at least 1"));
+        }
+        return Ok(Input::Snapshot {
+            path: path.clone(),
+            max_bytes: c.snapshot_max_bytes,
+        });
     }
     let Some(url) = &c.prometheus.url else {
         return Err(Error::Config(
@@ -351,10 +363,22 @@ fn input(c: &Config, o: &Origins) -> Result<Input, Error> {
             }
         }
     }
+    let k = &c.kube;
+    let duration = |key: &str, v: &str| parse_duration(v).map_err(|e| o.bad(key, v, e));
+    if k.list_max_pages == 0 {
+        return Err(o.bad("kube.listMaxPages", 0, "must be at least 1"));
+    }
+    let limits = ListLimits {
+        request_timeout: duration("kube.requestTimeout", &k.request_timeout)?,
+        max_pages: k.list_max_pages,
+        deadline: duration("kube.listDeadline", &k.list_deadline)?,
+        ..ListLimits::default()
+    };
     Ok(Input::Live {
         prometheus: Box::new(prometheus),
         token_file,
         kube,
+        limits,
     })
 }
 
@@ -458,6 +482,43 @@ fn prometheus(c: &Config, o: &Origins, raw: &str) -> Result<(PromConfig, Option<
         cfg.retries = n;
     }
     cfg.remote_read = !p.no_remote_read;
+    cfg.request_deadline =
+        parse_duration(&p.request_deadline).map_err(|e| o.bad("prometheus.requestDeadline", &p.request_deadline, e))?;
+    cfg.run_deadline = match &p.run_deadline {
+        Some(d) => Some(parse_duration(d).map_err(|e| o.bad("prometheus.runDeadline", d, e))?),
+        None => None,
+    };
+    for (key, value, set) in [
+        (
+            "prometheus.maxAnswerBytes",
+            p.max_answer_bytes,
+            &mut cfg.max_answer_bytes,
+        ),
+        ("prometheus.maxSeries", p.max_series, &mut cfg.max_series),
+    ] {
+        if let Some(v) = value {
+            if v == 0 {
+                return Err(o.bad(key, v, "must be at least 1"));
+            }
+            *set = v;
+        }
+    }
+    for (key, value, set) in [
+        (
+            "prometheus.maxStringBytes",
+            p.max_string_bytes,
+            &mut cfg.max_string_bytes,
+        ),
+        ("prometheus.maxLabels", p.max_labels, &mut cfg.max_labels),
+        ("prometheus.maxWarnings", p.max_warnings, &mut cfg.max_warnings),
+    ] {
+        if let Some(v) = value {
+            if v == 0 {
+                return Err(o.bad(key, v, "must be at least 1"));
+            }
+            *set = v;
+        }
+    }
     if let Some(path) = &p.ca_file {
         if p.insecure_skip_tls_verify {
             return Err(Error::Config(format!(
@@ -586,7 +647,7 @@ fn outputs(c: &Config, o: &Origins, input: &Input) -> Result<Outputs, Error> {
     let out = &c.outputs;
     // Writes through the API need the API; known now for a snapshot or kube.noKubeApi.
     let no_api = match input {
-        Input::Snapshot(_) => Some(("snapshot", "the input is a snapshot")),
+        Input::Snapshot { .. } => Some(("snapshot", "the input is a snapshot")),
         Input::Live { kube: None, .. } => Some(("kube.noKubeApi", "workloads come from kube-state-metrics")),
         Input::Live { .. } => None,
     };

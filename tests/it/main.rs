@@ -13,6 +13,7 @@ mod emit_patches;
 mod fake_api_tests;
 mod fixed_point;
 mod history;
+mod hostile;
 mod one_path;
 mod outputs;
 mod recommend_truth;

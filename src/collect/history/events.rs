@@ -10,6 +10,16 @@
 //!   `kube_pod_container_status_last_terminated_reason{reason="OOMKilled"}` is 1 at `t`;
 //! - an HPA is at its maximum at `t` when `current_replicas >= maxReplicas` (each the largest
 //!   of its series there, as `max by (namespace, horizontalpodautoscaler)`).
+//!
+//! Series are not trusted to be unique or ordered: a container scraped by two jobs has two
+//! identical counters (a sum would double every restart and OOM kill), and a federated or
+//! relabelled source can hand points out of order (a step-to-step difference would then
+//! see no increase). Each series' points are sorted and de-duplicated by time, and a
+//! container's increase at a step is the largest of its series there, like the CPU series
+//! (`cpu`); the duplicates are counted for a warning.
+//!
+//! The restarted pods narrow the per-step queries by a regex of their names ([`pod_matcher`]),
+//! valid RE2 and valid PromQL for any Unicode name: a name is data, not syntax.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -26,8 +36,12 @@ pub(super) struct Increases {
     /// the first step has its previous value).
     from: i64,
     current: Option<SeriesId>,
-    previous: Option<(i64, f64)>,
+    /// The current series' points, reduced when it ends.
+    points: Vec<(i64, f64)>,
     pub(super) events: HashMap<SeriesId, BTreeMap<i64, u32>>,
+    /// Points left out: another point of the same series at that time, or another series of
+    /// the same container with an increase at that step.
+    pub(super) duplicates: u64,
 }
 
 impl Increases {
@@ -36,31 +50,115 @@ impl Increases {
             step,
             from,
             current: None,
-            previous: None,
+            points: Vec::new(),
             events: HashMap::new(),
+            duplicates: 0,
         }
+    }
+
+    /// Reduces the current series: sorted and de-duplicated by time, then its increases
+    /// merged into the container's, the largest per step (two series of one container are
+    /// one counter seen twice, not two counters).
+    fn flush(&mut self) {
+        let Some(id) = self.current.take() else {
+            self.points.clear();
+            return;
+        };
+        let mut points = std::mem::take(&mut self.points);
+        if !points.is_sorted_by_key(|p| p.0) {
+            points.sort_by_key(|p| p.0);
+        }
+        let before = points.len();
+        points.dedup_by_key(|p| p.0);
+        self.duplicates += (before - points.len()) as u64;
+        let mut increases = Vec::new();
+        for pair in points.windows(2) {
+            let ((tp, vp), (t, v)) = (pair[0], pair[1]);
+            if t - tp == self.step && v > vp && t >= self.from {
+                increases.push((t, (v - vp).round().min(f64::from(u32::MAX)) as u32));
+            }
+        }
+        if !increases.is_empty() {
+            let steps = self.events.entry(id).or_default();
+            for (t, n) in increases {
+                match steps.entry(t) {
+                    std::collections::btree_map::Entry::Vacant(e) => {
+                        e.insert(n);
+                    }
+                    std::collections::btree_map::Entry::Occupied(mut e) => {
+                        self.duplicates += 1;
+                        let seen = e.get_mut();
+                        *seen = (*seen).max(n);
+                    }
+                }
+            }
+        }
+        points.clear();
+        self.points = points;
     }
 }
 
 impl SeriesSink for Increases {
     fn series(&mut self, labels: &Labels) {
+        self.flush();
         self.current = series_id(labels);
-        self.previous = None;
     }
 
     fn sample(&mut self, t: f64, v: f64) {
-        let Some(id) = &self.current else { return };
-        let t = t.round() as i64;
-        if let Some((tp, vp)) = self.previous
-            && t - tp == self.step
-            && v > vp
-            && t >= self.from
-        {
-            // Two series of one container (two scrape jobs) add, as the `sum by` did.
-            *self.events.entry(id.clone()).or_default().entry(t).or_default() += (v - vp).round() as u32;
+        if self.current.is_some() {
+            self.points.push((t.round() as i64, v));
         }
-        self.previous = Some((t, v));
     }
+
+    fn end_series(&mut self) {
+        self.flush();
+    }
+}
+
+/// The label matcher `,pod=~"..."` that selects `pods` by name, for any name: each name is
+/// a regex literal with only ASCII punctuation escaped (RE2 rejects `\` before a letter,
+/// digit or non-ASCII character), and the regex is a PromQL double-quoted string with
+/// backslash, quote and control characters escaped (a backtick in a raw string would end
+/// it). Empty when `pods` is empty.
+pub(crate) fn pod_matcher<'a>(pods: impl IntoIterator<Item = &'a str>) -> String {
+    let names: Vec<String> = pods.into_iter().map(regex_literal).collect();
+    if names.is_empty() {
+        return String::new();
+    }
+    format!(",pod=~{}", promql_string(&names.join("|")))
+}
+
+/// `name` as an RE2 literal.
+fn regex_literal(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 4);
+    for c in name.chars() {
+        // `-` and `_` mean nothing outside a class: left as they are, so names read well.
+        if c.is_ascii_punctuation() && c != '-' && c != '_' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `text` as a PromQL double-quoted string literal (Go escapes: `\\`, `\"`, `\n`, `\uXXXX`).
+pub(crate) fn promql_string(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            // Control characters are all in the Basic Multilingual Plane: one `\uXXXX` each.
+            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 /// The increases that happened while the container's last termination reason was
@@ -208,6 +306,7 @@ mod tests {
             inc.sample(t, v);
         }
         let id = series_id(&app).unwrap();
+        inc.end_series();
         let steps: Vec<(i64, u32)> = inc.events[&id].iter().map(|(&t, &n)| (t, n)).collect();
         assert_eq!(steps, [(1500, 2), (2100, 1)]);
 
@@ -232,6 +331,38 @@ mod tests {
         let key = ContainerKey::new(WorkloadKey::new("shop", WorkloadKind::StatefulSet, "db"), "app");
         let u = &out.out[&key];
         assert_eq!((u.restarts, u.oom_kills, u.last_oom), (3, 2, Some(1500)));
+    }
+
+    #[test]
+    fn duplicate_and_unordered_series_count_each_restart_once() {
+        let app = labels(&[("namespace", "shop"), ("pod", "db-0"), ("container", "app")]);
+        let mut inc = Increases::new(0, 300);
+        // The same counter scraped by two jobs, the second one out of order with a repeated
+        // point: one restart at 600 and one at 1200, never two.
+        inc.series(&app);
+        for (t, v) in [(300.0, 0.0), (600.0, 1.0), (900.0, 1.0), (1200.0, 2.0)] {
+            inc.sample(t, v);
+        }
+        inc.end_series();
+        inc.series(&app);
+        for (t, v) in [(1200.0, 2.0), (600.0, 1.0), (300.0, 0.0), (900.0, 1.0), (900.0, 1.0)] {
+            inc.sample(t, v);
+        }
+        inc.end_series();
+        let id = series_id(&app).unwrap();
+        let steps: Vec<(i64, u32)> = inc.events[&id].iter().map(|(&t, &n)| (t, n)).collect();
+        assert_eq!(steps, [(600, 1), (1200, 1)]);
+        assert_eq!(inc.duplicates, 3);
+    }
+
+    #[test]
+    fn pod_matchers_are_valid_for_any_name() {
+        assert_eq!(pod_matcher(["web-1", "db.0"]), r#",pod=~"web-1|db\\.0""#);
+        assert_eq!(pod_matcher(["a`b"]), ",pod=~\"a\\\\`b\"");
+        // Non-ASCII letters are never escaped (RE2: `invalid escape sequence`).
+        assert_eq!(pod_matcher(["zürich"]), r#",pod=~"zürich""#);
+        assert_eq!(pod_matcher(["a\"b\nc"]), r#",pod=~"a\\\"b\nc""#);
+        assert_eq!(pod_matcher(std::iter::empty()), "");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The HTTP-level pieces of the Prometheus client: the retry policy (exponential backoff,
 //! `Retry-After`), the outcome of one failed attempt, the blocking reader that feeds the
-//! streaming parser from the async body, and the basic-auth header.
+//! streaming parser from the async body, the string-length guard on the body bytes, and the
+//! basic-auth header.
 
 use std::io::{self, Read};
 use std::time::Duration;
@@ -9,16 +10,29 @@ use reqwest::header::{HeaderMap, RETRY_AFTER};
 use tokio::sync::mpsc;
 
 use crate::collect::Error;
+use crate::collect::promparse::Over;
 
-/// Cap on a server's `Retry-After`: a longer wait is better reported than slept through.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
-
-pub(super) fn backoff(base: Duration, attempt: u32, retry_after: Option<Duration>) -> Duration {
+/// The wait before retry `attempt`: the server's `Retry-After` capped at `max_retry_after`
+/// (a longer wait is better reported than slept through), else exponential from `base`.
+pub(super) fn backoff(
+    base: Duration,
+    attempt: u32,
+    retry_after: Option<Duration>,
+    max_retry_after: Duration,
+) -> Duration {
     let exp = base * (1u32 << (attempt.saturating_sub(1)).min(4));
     match retry_after {
-        Some(r) => r.min(MAX_RETRY_AFTER),
+        Some(r) => r.min(max_retry_after),
         None => exp,
     }
+}
+
+/// Why the parser of an answer gave up.
+pub(super) enum Broken {
+    /// Not what was expected (torn, garbled): worth another try.
+    Garbled(String),
+    /// Over a cap: another try would answer the same.
+    Over(Over),
 }
 
 /// `Retry-After` in seconds (the HTTP-date form is rare from Prometheus proxies: ignored).
@@ -110,10 +124,14 @@ mod tests {
     #[test]
     fn backoff_doubles_and_is_capped() {
         let base = Duration::from_millis(100);
-        let got: Vec<u128> = (1..=7).map(|a| backoff(base, a, None).as_millis()).collect();
+        let max = Duration::from_secs(60);
+        let got: Vec<u128> = (1..=7).map(|a| backoff(base, a, None, max).as_millis()).collect();
         assert_eq!(got, vec![100, 200, 400, 800, 1600, 1600, 1600]);
-        assert_eq!(backoff(base, 1, Some(Duration::from_secs(2))), Duration::from_secs(2));
-        assert_eq!(backoff(base, 1, Some(Duration::from_secs(600))), MAX_RETRY_AFTER);
+        assert_eq!(
+            backoff(base, 1, Some(Duration::from_secs(2)), max),
+            Duration::from_secs(2)
+        );
+        assert_eq!(backoff(base, 1, Some(Duration::from_secs(3600)), max), max);
     }
 
     #[test]

@@ -173,3 +173,58 @@ fn parse_throughput() {
         );
     }
 }
+
+#[test]
+fn string_guard_follows_strings_across_chunks_and_escapes() {
+    let mut g = JsonStrings::new(5);
+    assert!(g.scan(br#"{"abcde": "ab"#));
+    assert!(g.scan(br#"\"c"}"#), "an escaped quote does not end the string");
+    assert!(g.scan(br#"["12345"]"#));
+    let mut g = JsonStrings::new(5);
+    assert!(g.scan(br#"{"a": "123"#));
+    assert!(!g.scan(b"456"), "the string goes on across chunks");
+    let mut g = JsonStrings::new(5);
+    assert!(!g.scan(br#"["1234\"5"]"#), "escapes count");
+}
+
+#[test]
+fn caps_end_the_parse_and_name_the_setting() {
+    let body = r#"{"status":"success","data":{"resultType":"vector","result":[
+        {"metric":{"pod":"a"},"value":[1,"1"]},{"metric":{"pod":"b"},"value":[1,"1"]},
+        {"metric":{"pod":"c","x":"1","y":"2"},"value":[1,"1"]}]}}"#;
+    let caps = Caps {
+        max_series: 2,
+        ..Caps::default()
+    };
+    let mut c = Collect::default();
+    match parse_reader_capped(body.as_bytes(), &mut c, caps) {
+        Err(ParseError::Over(o)) => assert_eq!(o.setting, "--prometheus-max-series"),
+        other => panic!("{other:?}"),
+    }
+    let caps = Caps {
+        max_labels: 2,
+        ..Caps::default()
+    };
+    match parse_reader_capped(body.as_bytes(), &mut Collect::default(), caps) {
+        Err(ParseError::Over(o)) => assert_eq!(o.setting, "--prometheus-max-labels"),
+        other => panic!("{other:?}"),
+    }
+    assert!(parse_reader_capped(body.as_bytes(), &mut Collect::default(), Caps::default()).is_ok());
+}
+
+#[test]
+fn warnings_are_kept_once_and_capped() {
+    let many: Vec<String> = (0..20_000).map(|i| format!("\"w{}\"", i % 5_000)).collect();
+    let body = format!(
+        r#"{{"status":"success","warnings":[{}],"data":{{"resultType":"vector","result":[]}}}}"#,
+        many.join(",")
+    );
+    let caps = Caps {
+        max_warnings: 100,
+        ..Caps::default()
+    };
+    let p = parse_reader_capped(body.as_bytes(), &mut Collect::default(), caps).unwrap();
+    assert_eq!(p.warnings.len(), 100);
+    assert_eq!(p.warnings[..2], ["w0", "w1"]);
+    assert!(p.warnings_dropped > 0);
+}

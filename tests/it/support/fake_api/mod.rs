@@ -157,6 +157,8 @@ struct State {
     requests: Vec<RecordedRequest>,
     patches: Vec<RecordedPatch>,
     page_size_cap: Option<usize>,
+    /// Every list page, the last included, carries a continue token back to the start.
+    endless_continue: bool,
     user: String,
     retry_after_secs: u64,
     address: String,
@@ -175,6 +177,7 @@ impl State {
             requests: Vec::new(),
             patches: Vec::new(),
             page_size_cap: None,
+            endless_continue: false,
             user: "system:serviceaccount:rightsizer:rightsizer".into(),
             // kube-apiserver's priority and fairness answers 429 with `Retry-After: 1`.
             retry_after_secs: 1,
@@ -505,6 +508,13 @@ current-context: fake
     /// Caps list pages at `n` items whatever `limit` asks (servers may return fewer).
     pub fn set_page_size_cap(&self, n: Option<usize>) {
         self.lock().page_size_cap = n;
+    }
+
+    /// A broken server (or proxy): every list page, the last included, carries a continue
+    /// token, and it always leads back to the first page, so a client that follows tokens
+    /// never finishes.
+    pub fn set_endless_continue(&self, on: bool) {
+        self.lock().endless_continue = on;
     }
 
     /// The user named in Forbidden messages.

@@ -272,6 +272,9 @@ impl State {
                 metadata["remainingItemCount"] = json!(matching.len() - taken);
             }
         }
+        if self.endless_continue {
+            metadata["continue"] = json!(encode_continue(snapshot as i64, &(String::new(), String::new())));
+        }
         let items: Vec<Value> = matching[..taken].iter().map(|(_, obj)| (*obj).clone()).collect();
         Reply::ok(json!({
             "apiVersion": rt.api_version(),
