@@ -61,7 +61,6 @@ pub const APPLY_CALLS: &[ApiCall] = &[
     call("apps", "statefulsets", "patch"),
     call("apps", "daemonsets", "patch"),
     call("batch", "cronjobs", "patch"),
-    call("batch", "jobs", "patch"),
     call("autoscaling", "horizontalpodautoscalers", "patch"),
     // The HPA JSON patch is computed from a fresh read of the HPA (emit/apply.rs).
     call("autoscaling", "horizontalpodautoscalers", "get"),

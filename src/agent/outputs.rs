@@ -24,7 +24,8 @@ pub(super) fn confidence(report: &Report, change: &WorkloadChange) -> String {
     format!("{c:.2}")
 }
 
-/// `.<name>.<what>-<pid>` beside `dir`.
+/// `.<name>.<what>-<pid>` beside `dir`: where earlier versions staged the patch set (the
+/// patch writer removes such leftovers).
 pub(super) fn sibling(dir: &Path, what: &str) -> PathBuf {
     let name = dir
         .file_name()
@@ -37,28 +38,16 @@ pub(super) fn sibling(dir: &Path, what: &str) -> PathBuf {
     parent.join(format!(".{name}.{what}-{}", std::process::id()))
 }
 
-/// Writes the patch set into a staging directory, then swaps it in: readers see the old set
-/// or the new one, never a mix.
+/// Writes the patch set in place, under a lock on `dir` (the same entry point as
+/// `recommend --patches-dir`, see `emit::patches`).
 pub(super) fn write_patch_set(dir: &Path, changes: &[WorkloadChange], format: PatchFormat) -> Result<usize, Error> {
-    let io = |path: &Path| {
-        let path = path.display().to_string();
-        move |source| Error::Write { path, source }
-    };
-    let staging = sibling(dir, "staging");
-    let _ = std::fs::remove_dir_all(&staging);
-    let report = write_patches(&staging, changes, format, &CurrentObjects::default())?;
+    let report = write_patches(dir, changes, format, &CurrentObjects::default())?;
     for (key, reason) in &report.skipped {
         tracing::warn!(workload = %key, reason = %reason, "no patch written");
     }
-    let old = sibling(dir, "old");
-    if dir.exists() {
-        std::fs::rename(dir, &old).map_err(io(dir))?;
+    for (key, note) in &report.adjusted {
+        tracing::info!(workload = %key, "patch adjusted: {note}");
     }
-    if let Err(e) = std::fs::rename(&staging, dir) {
-        let _ = std::fs::rename(&old, dir);
-        return Err(io(dir)(e));
-    }
-    let _ = std::fs::remove_dir_all(&old);
     Ok(report.files.len())
 }
 

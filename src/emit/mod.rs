@@ -10,6 +10,7 @@ pub mod apply;
 pub mod change;
 mod csv;
 mod document;
+pub mod guard;
 pub mod manifests;
 mod markdown;
 pub mod outputs;
