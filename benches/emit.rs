@@ -363,7 +363,12 @@ fn benches(c: &mut Criterion) {
             b.iter_batched(
                 || TempDir::new().expect("temp dir"),
                 // The directory is returned, so it is deleted outside the measurement.
-                |dir| (write_patches(dir.path(), &changes, format, &current).expect("write patches"), dir),
+                |dir| {
+                    (
+                        write_patches(dir.path(), &changes, format, &current).expect("write patches"),
+                        dir,
+                    )
+                },
                 BatchSize::PerIteration,
             )
         });

@@ -43,12 +43,22 @@ pub const LOCK_WAIT: Duration = Duration::from_secs(120);
 /// a writer, and the check on the opened file refuses it.
 #[cfg(all(
     target_os = "linux",
-    any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "riscv64", target_arch = "x86")
+    any(
+        target_arch = "x86_64",
+        target_arch = "aarch64",
+        target_arch = "riscv64",
+        target_arch = "x86"
+    )
 ))]
 const O_NONBLOCK: i32 = 0o4000;
 #[cfg(not(all(
     target_os = "linux",
-    any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "riscv64", target_arch = "x86")
+    any(
+        target_arch = "x86_64",
+        target_arch = "aarch64",
+        target_arch = "riscv64",
+        target_arch = "x86"
+    )
 )))]
 const O_NONBLOCK: i32 = 0;
 
@@ -163,9 +173,8 @@ pub fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         return in_place(path, bytes);
     }
     if meta.file_type().is_symlink() {
-        let target = std::fs::metadata(path).map_err(|e| {
-            std::io::Error::new(e.kind(), format!("is a symlink that does not resolve ({e})"))
-        })?;
+        let target = std::fs::metadata(path)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("is a symlink that does not resolve ({e})")))?;
         if target.is_file() {
             let real = std::fs::canonicalize(path)?;
             if special_path(&real) {
@@ -174,10 +183,7 @@ pub fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
             return replace(&real, bytes);
         }
         if target.is_dir() {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::IsADirectory,
-                "is a directory",
-            ));
+            return Err(std::io::Error::new(std::io::ErrorKind::IsADirectory, "is a directory"));
         }
         return in_place(path, bytes);
     }
@@ -185,10 +191,7 @@ pub fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         return replace(path, bytes);
     }
     if meta.is_dir() {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::IsADirectory,
-            "is a directory",
-        ));
+        return Err(std::io::Error::new(std::io::ErrorKind::IsADirectory, "is a directory"));
     }
     in_place(path, bytes)
 }
@@ -431,11 +434,10 @@ impl Drop for Staging {
 fn sync_files(paths: &[PathBuf]) -> Result<(), (usize, std::io::Error)> {
     // Syncing through a new handle syncs the file, whichever handle wrote it.
     let sync = |from: usize, chunk: &[PathBuf]| {
-        chunk.iter().enumerate().try_for_each(|(i, path)| {
-            File::open(path)
-                .and_then(|f| f.sync_all())
-                .map_err(|e| (from + i, e))
-        })
+        chunk
+            .iter()
+            .enumerate()
+            .try_for_each(|(i, path)| File::open(path).and_then(|f| f.sync_all()).map_err(|e| (from + i, e)))
     };
     if paths.len() <= 1 {
         return sync(0, paths);

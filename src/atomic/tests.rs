@@ -35,7 +35,11 @@ fn commit_writes_every_file_and_leaves_no_temporary_file() {
     commit(dir.path(), &files).unwrap();
     assert_eq!(read(&dir.path().join("f07.yaml")), "file 7\n");
     assert_eq!(read(&dir.path().join("old.yaml")), "new");
-    assert_eq!(read(&sub.join("a.yaml")), "last", "a path given twice gets its last content");
+    assert_eq!(
+        read(&sub.join("a.yaml")),
+        "last",
+        "a path given twice gets its last content"
+    );
     assert_eq!(names(dir.path()).len(), 42, "{:?}", names(dir.path()));
     assert_eq!(names(&sub), ["a.yaml"]);
     commit::<&str>(dir.path(), &[]).unwrap();
@@ -101,7 +105,11 @@ fn writes_keep_the_mode_and_refuse_read_only_and_hard_linked_files() {
     let err = write(&linked, b"new").unwrap_err();
     assert!(err.to_string().contains("hard links"), "{err}");
     assert_eq!(read(&dir.path().join("other-name.yaml")), "old");
-    assert!(!names(dir.path()).iter().any(|n| n.starts_with('.')), "{:?}", names(dir.path()));
+    assert!(
+        !names(dir.path()).iter().any(|n| n.starts_with('.')),
+        "{:?}",
+        names(dir.path())
+    );
 }
 
 #[test]
@@ -155,7 +163,13 @@ fn devices_and_fifos_are_written_in_place() {
 fn read_regular_refuses_a_fifo_without_blocking() {
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join("trap.yaml");
-    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
     let err = read_regular(&fifo).unwrap_err();
     assert!(err.to_string().contains("not a regular file"), "{err}");
 }
@@ -172,4 +186,31 @@ fn a_second_lock_waits_and_stale_staging_directories_are_removed() {
     assert!(err.to_string().contains("another rightsizer run"), "{err}");
     drop(first);
     DirLock::acquire_within(dir.path(), Duration::from_millis(200)).unwrap();
+}
+
+#[test]
+fn a_killed_runs_staging_directory_is_invisible_to_git() {
+    let dir = tempfile::tempdir().unwrap();
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .expect("git not found: apt-get install git");
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    git(&["init", "-q"]);
+    // What a SIGKILL between writing and renaming leaves: the staging directory, full.
+    let staging = Staging::create(dir.path()).unwrap();
+    std::fs::write(staging.path.join("new-0"), "half of a set").unwrap();
+    std::mem::forget(staging);
+    assert_eq!(git(&["status", "--porcelain", "--untracked-files=all"]), "");
+    // The next write into the directory removes it.
+    write(&dir.path().join("report.json"), b"{}").unwrap();
+    assert_eq!(names(dir.path()), [".git", "report.json"]);
 }

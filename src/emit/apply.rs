@@ -162,10 +162,16 @@ async fn apply_one(client: &kube::Client, change: &WorkloadChange, ar: &ApiResou
                 object: format!("HPA {}/{}", key.namespace, h.name),
                 reason: e.to_string(),
             })?;
-            let n = |field: &str| current["spec"][field].as_u64().map(|n| n.min(u64::from(u32::MAX)) as u32);
-            guard::hpa(h, Some((n("minReplicas"), n("maxReplicas"))), "the live HPA").map_err(|reason| Error::Apply {
-                object: format!("HPA {}/{}", key.namespace, h.name),
-                reason,
+            let n = |field: &str| {
+                current["spec"][field]
+                    .as_u64()
+                    .map(|n| n.min(u64::from(u32::MAX)) as u32)
+            };
+            guard::hpa(h, Some((n("minReplicas"), n("maxReplicas"))), "the live HPA").map_err(|reason| {
+                Error::Apply {
+                    object: format!("HPA {}/{}", key.namespace, h.name),
+                    reason,
+                }
             })?;
             let ops = hpa_patch(h, Some(&current)).map_err(|reason| Error::Apply {
                 object: key.to_string(),

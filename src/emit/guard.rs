@@ -38,7 +38,8 @@ fn label(s: &str) -> bool {
     let b = s.as_bytes();
     !b.is_empty()
         && b.len() <= 63
-        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
         && b[0] != b'-'
         && b[b.len() - 1] != b'-'
 }
@@ -172,7 +173,12 @@ fn fit(
 
 /// Checks a container's recommendation against the values in force (`live`, from `source`:
 /// "the manifest", "the live object") and returns it with its limits raised where needed.
-pub fn fit_container(c: &ContainerChange, live: &Resources, source: &str, notes: &mut Vec<String>) -> Result<ContainerChange, String> {
+pub fn fit_container(
+    c: &ContainerChange,
+    live: &Resources,
+    source: &str,
+    notes: &mut Vec<String>,
+) -> Result<ContainerChange, String> {
     let mut out = c.clone();
     let r = &mut out.recommended;
     fit(
@@ -209,7 +215,10 @@ pub fn hpa(h: &HpaChange, live: Option<(Option<u32>, Option<u32>)>, source: &str
     }
     for target in [h.cpu_utilization, h.memory_utilization].into_iter().flatten() {
         if target < 1 {
-            return Err(format!("HPA {}: a utilization target of {target} % is below 1 %", h.name));
+            return Err(format!(
+                "HPA {}: a utilization target of {target} % is below 1 %",
+                h.name
+            ));
         }
     }
     let Some(max) = h.max_replicas.or(live_max) else {
@@ -280,11 +289,27 @@ mod tests {
             cpu_limit: Some(0.2),
             ..Resources::default()
         };
-        let c = check(&change("web", req(Some(0.315), None)), |_| Some(live), None, "the manifest").unwrap();
+        let c = check(
+            &change("web", req(Some(0.315), None)),
+            |_| Some(live),
+            None,
+            "the manifest",
+        )
+        .unwrap();
         assert_eq!(c.change.containers[0].recommended.cpu_limit, Some(0.315));
-        assert!(c.notes[0].contains("limits.cpu raised from 200m (the manifest) to 315m"), "{:?}", c.notes);
+        assert!(
+            c.notes[0].contains("limits.cpu raised from 200m (the manifest) to 315m"),
+            "{:?}",
+            c.notes
+        );
         // Under the limit: nothing changes.
-        let c = check(&change("web", req(Some(0.15), None)), |_| Some(live), None, "the manifest").unwrap();
+        let c = check(
+            &change("web", req(Some(0.15), None)),
+            |_| Some(live),
+            None,
+            "the manifest",
+        )
+        .unwrap();
         assert_eq!(c.change.containers[0].recommended.cpu_limit, None);
         assert!(c.notes.is_empty());
     }
@@ -322,7 +347,13 @@ mod tests {
             let err = check(&change("web", rec), |_| None, None, "x").unwrap_err();
             assert!(err.contains("container app") && err.contains(why), "{err}");
         }
-        check(&change("web", req(Some(64.0), Some(512.0 * 1024.0 * MI))), |_| None, None, "x").unwrap();
+        check(
+            &change("web", req(Some(64.0), Some(512.0 * 1024.0 * MI))),
+            |_| None,
+            None,
+            "x",
+        )
+        .unwrap();
     }
 
     #[test]
@@ -341,7 +372,11 @@ mod tests {
             c.key.namespace = ns.into();
             let err = check(&c, |_| None, None, "x").unwrap_err();
             assert!(err.contains("not a valid Kubernetes"), "{err}");
-            assert!(err.len() < 300, "a long name is shortened in the message: {} bytes", err.len());
+            assert!(
+                err.len() < 300,
+                "a long name is shortened in the message: {} bytes",
+                err.len()
+            );
         }
         check(&change("web.v2-api", req(Some(0.1), None)), |_| None, None, "x").unwrap();
     }

@@ -223,7 +223,12 @@ fn drift(c: &ContainerChange, manifest: &Resources, out: &mut Vec<String>) {
     let fields = [
         ("requests.cpu", manifest.cpu_request, c.current.cpu_request, true),
         ("limits.cpu", manifest.cpu_limit, c.current.cpu_limit, true),
-        ("requests.memory", manifest.memory_request, c.current.memory_request, false),
+        (
+            "requests.memory",
+            manifest.memory_request,
+            c.current.memory_request,
+            false,
+        ),
         ("limits.memory", manifest.memory_limit, c.current.memory_limit, false),
     ];
     let show = |v: Option<f64>, cpu: bool| match v {
@@ -295,7 +300,11 @@ fn edit_hpa(ed: &mut Editor, h: &HpaChange) -> Result<(), String> {
     let doc = ed.doc;
     let spec = walk(ed, &doc.root, &["spec"])?;
     let replicas = |field: &str| spec.get(field).and_then(Node::as_str).and_then(|n| n.parse().ok());
-    guard::hpa(h, Some((replicas("minReplicas"), replicas("maxReplicas"))), "the manifest")?;
+    guard::hpa(
+        h,
+        Some((replicas("minReplicas"), replicas("maxReplicas"))),
+        "the manifest",
+    )?;
     ed.quote = ScalarStyle::Plain;
     ed.set(spec, &hpa_spec_want(h))?;
     for (resource, target) in [("cpu", h.cpu_utilization), ("memory", h.memory_utilization)] {
@@ -364,7 +373,9 @@ pub fn edit_manifests(dir: &Path, changes: &[WorkloadChange]) -> Result<Manifest
                 continue;
             }
             Err(e) => {
-                report.left_alone.push((path, format!("cannot be read ({e}): left as it is")));
+                report
+                    .left_alone
+                    .push((path, format!("cannot be read ({e}): left as it is")));
                 continue;
             }
         };
@@ -450,8 +461,12 @@ pub fn edit_manifests(dir: &Path, changes: &[WorkloadChange]) -> Result<Manifest
             match result {
                 Ok(edited) => {
                     edits.extend(ed.edits);
-                    report.adjusted.extend(edited.notes.into_iter().map(|n| (t.key.clone(), n)));
-                    report.drift.extend(edited.drift.into_iter().map(|d| (t.key.clone(), d)));
+                    report
+                        .adjusted
+                        .extend(edited.notes.into_iter().map(|n| (t.key.clone(), n)));
+                    report
+                        .drift
+                        .extend(edited.drift.into_iter().map(|d| (t.key.clone(), d)));
                     done.push((t, edited.change));
                 }
                 Err(reason) => report.problems.push(problem(&t.key, Some(&file.path), reason)),
@@ -488,7 +503,9 @@ pub fn edit_manifests(dir: &Path, changes: &[WorkloadChange]) -> Result<Manifest
             // refused here, before any file of the set is written.
             if let Err(e) = crate::atomic::check_replaceable(&file.path) {
                 for (t, _) in done {
-                    report.problems.push(problem(&t.key, Some(&file.path), format!("not edited: the file {e}")));
+                    report
+                        .problems
+                        .push(problem(&t.key, Some(&file.path), format!("not edited: the file {e}")));
                 }
                 continue;
             }

@@ -49,7 +49,8 @@ impl Walk<'_> {
                 if kind.is_file() {
                     self.file(path);
                 } else {
-                    self.left.push((self.shown(&path), "not a regular file: left as it is".into()));
+                    self.left
+                        .push((self.shown(&path), "not a regular file: left as it is".into()));
                 }
             }
         }
@@ -62,7 +63,8 @@ impl Walk<'_> {
             Ok(real) => real,
             Err(e) => {
                 if is_yaml(name) {
-                    self.left.push((shown, format!("a symlink that does not resolve ({e}): left as it is")));
+                    self.left
+                        .push((shown, format!("a symlink that does not resolve ({e}): left as it is")));
                 }
                 return Ok(());
             }

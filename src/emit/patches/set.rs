@@ -163,7 +163,12 @@ struct Planned {
 }
 
 /// Why a workload gets no patch file at all, or its checked patches.
-fn plan(change: &WorkloadChange, format: PatchFormat, current: &CurrentObjects, changes: &[&WorkloadChange]) -> Result<Option<Planned>, String> {
+fn plan(
+    change: &WorkloadChange,
+    format: PatchFormat,
+    current: &CurrentObjects,
+    changes: &[&WorkloadChange],
+) -> Result<Option<Planned>, String> {
     let key = &change.key;
     match key.kind {
         WorkloadKind::Pod => return Err("bare pods are never patched: change what creates them".into()),
@@ -188,11 +193,7 @@ fn plan(change: &WorkloadChange, format: PatchFormat, current: &CurrentObjects, 
         });
     let checked = guard::check(
         change,
-        |c| {
-            object
-                .and_then(|o| live_resources(o, key.kind, c))
-                .or(Some(c.current))
-        },
+        |c| object.and_then(|o| live_resources(o, key.kind, c)).or(Some(c.current)),
         live_hpa,
         "the live object",
     )?;
@@ -221,7 +222,9 @@ fn plan(change: &WorkloadChange, format: PatchFormat, current: &CurrentObjects, 
                 || changes.iter().any(|c| {
                     c.key.namespace == "default"
                         && (c.key.kind.as_str() == kind && c.key.name == name
-                            || c.hpa.as_ref().is_some_and(|h| kind == "HorizontalPodAutoscaler" && h.name == name))
+                            || c.hpa
+                                .as_ref()
+                                .is_some_and(|h| kind == "HorizontalPodAutoscaler" && h.name == name))
                 }));
         if key.namespace == "default" || namesake {
             key.namespace.clone()
@@ -233,11 +236,19 @@ fn plan(change: &WorkloadChange, format: PatchFormat, current: &CurrentObjects, 
     let mut files = Vec::new();
     if let Some(body) = workload {
         let target = json!({ "group": group, "version": version, "kind": key.kind.as_str(), "name": literal(&key.name), "namespace": namespace(key.kind.as_str(), &key.name) });
-        files.push((format!("{stem}.yaml"), to_yaml(&body, &stem).map_err(|e| e.to_string())?, target));
+        files.push((
+            format!("{stem}.yaml"),
+            to_yaml(&body, &stem).map_err(|e| e.to_string())?,
+            target,
+        ));
     }
     if let Some((name, ops)) = hpa {
         let target = json!({ "group": "autoscaling", "version": "v2", "kind": "HorizontalPodAutoscaler", "name": literal(name), "namespace": namespace("HorizontalPodAutoscaler", name) });
-        files.push((format!("{stem}_hpa.yaml"), to_yaml(&ops, &stem).map_err(|e| e.to_string())?, target));
+        files.push((
+            format!("{stem}_hpa.yaml"),
+            to_yaml(&ops, &stem).map_err(|e| e.to_string())?,
+            target,
+        ));
     }
     Ok((!files.is_empty()).then_some(Planned {
         files,
@@ -303,7 +314,9 @@ fn clean_legacy_siblings(dir: &Path) {
         .collect();
     siblings.sort();
     if !dir.exists()
-        && let Some(old) = siblings.iter().find(|p| p.to_string_lossy().contains(&format!(".{name}.old-")))
+        && let Some(old) = siblings
+            .iter()
+            .find(|p| p.to_string_lossy().contains(&format!(".{name}.old-")))
     {
         let _ = std::fs::rename(old, dir);
     }
@@ -331,7 +344,12 @@ struct Group {
 /// namespace's `kustomization.yaml` after its patches, the top one after them, stale files
 /// removed last, so every file a kustomization lists exists at every moment. Files whose
 /// content is already right are not rewritten.
-pub fn write_patches(dir: &Path, changes: &[WorkloadChange], format: PatchFormat, current: &CurrentObjects) -> Result<PatchReport, Error> {
+pub fn write_patches(
+    dir: &Path,
+    changes: &[WorkloadChange],
+    format: PatchFormat,
+    current: &CurrentObjects,
+) -> Result<PatchReport, Error> {
     let io = |path: &Path| {
         let path = path.display().to_string();
         move |source| Error::Write { path, source }
@@ -372,7 +390,10 @@ pub fn write_patches(dir: &Path, changes: &[WorkloadChange], format: PatchFormat
                 continue 'changes;
             }
             if group.files.iter().any(|(f, _)| f == file) {
-                report.skipped.push((key.clone(), format!("another workload's patch file is also called {file}")));
+                report.skipped.push((
+                    key.clone(),
+                    format!("another workload's patch file is also called {file}"),
+                ));
                 continue 'changes;
             }
         }
@@ -396,7 +417,9 @@ pub fn write_patches(dir: &Path, changes: &[WorkloadChange], format: PatchFormat
         if let Some(why) = blocked {
             report.kept.push((dir.join(&rel), why.clone()));
             for key in group.keys {
-                report.skipped.push((key, format!("{why}: the patches of this namespace were not written")));
+                report
+                    .skipped
+                    .push((key, format!("{why}: the patches of this namespace were not written")));
             }
             continue;
         }
@@ -488,15 +511,29 @@ mod tests {
         let ours = stamp("kind: Component\n");
         assert_eq!(owner(ours.as_bytes()), Owner::Ours);
         let edited = ours.replace("Component", "Kustomization");
-        assert_eq!(owner(edited.as_bytes()), Owner::Theirs("edited since rightsizer wrote it"));
-        assert_eq!(owner(b"resources: [../base]\n"), Owner::Theirs("not written by rightsizer"));
+        assert_eq!(
+            owner(edited.as_bytes()),
+            Owner::Theirs("edited since rightsizer wrote it")
+        );
+        assert_eq!(
+            owner(b"resources: [../base]\n"),
+            Owner::Theirs("not written by rightsizer")
+        );
         assert_eq!(owner(b"\xff\xfe"), Owner::Theirs("not written by rightsizer"));
     }
 
     #[test]
     fn file_names_are_plain_short_and_safe() {
         assert_eq!(safe_stem("deployment-web.v2"), "deployment-web.v2");
-        for hostile in ["../../../../tmp/x", "/tmp/x", ".hidden", "a/b", &"a".repeat(10_000), "web\n", ""] {
+        for hostile in [
+            "../../../../tmp/x",
+            "/tmp/x",
+            ".hidden",
+            "a/b",
+            &"a".repeat(10_000),
+            "web\n",
+            "",
+        ] {
             let stem = safe_stem(hostile);
             assert!(stem.len() <= MAX_STEM, "{stem}");
             assert!(!stem.contains('/') && !stem.starts_with('.'), "{stem}");

@@ -20,7 +20,12 @@ fn web_yaml(name: &str, resources: &str) -> String {
 }
 
 fn web_change(name: &str, r: Resources) -> WorkloadChange {
-    change("shop", WorkloadKind::Deployment, name, &[("app", ContainerRole::App, r)])
+    change(
+        "shop",
+        WorkloadKind::Deployment,
+        name,
+        &[("app", ContainerRole::App, r)],
+    )
 }
 
 /// `edit_manifests` with a deadline: a hang (FIFO, link loop) fails the test instead of
@@ -28,7 +33,9 @@ fn web_change(name: &str, r: Resources) -> WorkloadChange {
 fn edit(dir: &Path, changes: Vec<WorkloadChange>) -> ManifestReport {
     let dir = dir.to_path_buf();
     let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || tx.send(edit_manifests(&dir, &changes).unwrap()));
+    std::thread::spawn(move || {
+        let _ = tx.send(edit_manifests(&dir, &changes).unwrap());
+    });
     rx.recv_timeout(Duration::from_secs(20)).expect("edit_manifests hung")
 }
 
@@ -49,19 +56,40 @@ fn emit_manifests_keep_modes_and_refuse_read_only_and_hard_linked_files() {
     let linked = write("linked", 0o644);
     std::fs::hard_link(&linked, d.join("linked.bak")).unwrap();
     let r = res(Some(0.25), None, None, None);
-    let report = edit(d, ["private", "frozen", "linked"].iter().map(|n| web_change(n, r)).collect());
+    let report = edit(
+        d,
+        ["private", "frozen", "linked"]
+            .iter()
+            .map(|n| web_change(n, r))
+            .collect(),
+    );
     assert!(std::fs::read_to_string(&private).unwrap().contains("cpu: 250m"));
-    assert_eq!(std::fs::metadata(&private).unwrap().mode() & 0o777, 0o600, "a private file stays private");
+    assert_eq!(
+        std::fs::metadata(&private).unwrap().mode() & 0o777,
+        0o600,
+        "a private file stays private"
+    );
     for (path, why) in [(&frozen, "read-only"), (&linked, "hard links")] {
-        assert!(std::fs::read_to_string(path).unwrap().contains("cpu: 500m"), "{}", path.display());
         assert!(
-            report.problems.iter().any(|p| p.path.as_deref() == Some(path.as_path()) && p.reason.contains(why)),
+            std::fs::read_to_string(path).unwrap().contains("cpu: 500m"),
+            "{}",
+            path.display()
+        );
+        assert!(
+            report
+                .problems
+                .iter()
+                .any(|p| p.path.as_deref() == Some(path.as_path()) && p.reason.contains(why)),
             "{why}: {:#?}",
             report.problems
         );
     }
     assert_eq!(std::fs::metadata(&frozen).unwrap().mode() & 0o777, 0o444);
-    assert_eq!(std::fs::metadata(&linked).unwrap().nlink(), 2, "the hard link is intact");
+    assert_eq!(
+        std::fs::metadata(&linked).unwrap().nlink(),
+        2,
+        "the hard link is intact"
+    );
     let hidden: Vec<_> = std::fs::read_dir(d)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -87,17 +115,41 @@ fn emit_manifests_walk_stays_inside_and_reads_regular_files_only() {
     link(".", "self-loop");
     link("loop-b.yaml", "loop-a.yaml");
     link("loop-a.yaml", "loop-b.yaml");
-    assert!(std::process::Command::new("mkfifo").arg(d.join("trap.yaml")).status().unwrap().success());
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(d.join("trap.yaml"))
+            .status()
+            .unwrap()
+            .success()
+    );
     std::fs::write(d.join("latin1.yaml"), b"# caf\xe9\nkind: ConfigMap\n").unwrap();
     let r = res(Some(0.25), None, None, None);
-    let report = edit(&d, ["inner", "outer", "dirouter"].iter().map(|n| web_change(n, r)).collect());
+    let report = edit(
+        &d,
+        ["inner", "outer", "dirouter"]
+            .iter()
+            .map(|n| web_change(n, r))
+            .collect(),
+    );
     // The linked file inside is edited once, at its target; the link stays a link.
-    assert!(std::fs::read_to_string(d.join("real/inner.yaml")).unwrap().contains("cpu: 250m"));
-    assert!(std::fs::symlink_metadata(d.join("inner-link.yaml")).unwrap().file_type().is_symlink());
+    assert!(
+        std::fs::read_to_string(d.join("real/inner.yaml"))
+            .unwrap()
+            .contains("cpu: 250m")
+    );
+    assert!(
+        std::fs::symlink_metadata(d.join("inner-link.yaml"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
     assert_eq!(report.files_changed, [d.join("real/inner.yaml")]);
     // Nothing outside is touched.
     for f in ["outer.yaml", "dir-outer.yaml"] {
-        assert!(std::fs::read_to_string(outside.join(f)).unwrap().contains("cpu: 500m"), "{f}");
+        assert!(
+            std::fs::read_to_string(outside.join(f)).unwrap().contains("cpu: 500m"),
+            "{f}"
+        );
     }
     let left: Vec<String> = report
         .left_alone
@@ -122,11 +174,21 @@ fn emit_manifests_keep_crlf_line_endings() {
     let text = web_yaml("web", REQ_500M).replace('\n', "\r\n");
     std::fs::write(&path, &text).unwrap();
     // A changed request and a new limits section (new lines).
-    let report = edit(dir.path(), vec![web_change("web", res(Some(0.25), None, Some(1.0), None))]);
+    let report = edit(
+        dir.path(),
+        vec![web_change("web", res(Some(0.25), None, Some(1.0), None))],
+    );
     assert_eq!(report.files_changed.len(), 1, "{report:#?}");
     let edited = std::fs::read_to_string(&path).unwrap();
-    assert!(edited.contains("cpu: 250m\r\n") && edited.contains("limits:\r\n"), "{edited:?}");
-    assert_eq!(edited.matches('\n').count(), edited.matches("\r\n").count(), "{edited:?}");
+    assert!(
+        edited.contains("cpu: 250m\r\n") && edited.contains("limits:\r\n"),
+        "{edited:?}"
+    );
+    assert_eq!(
+        edited.matches('\n').count(),
+        edited.matches("\r\n").count(),
+        "{edited:?}"
+    );
 }
 
 #[test]
@@ -160,13 +222,22 @@ fn emit_manifests_check_values_against_the_manifest_and_report_drift() {
     let text = std::fs::read_to_string(d.join("web.yaml")).unwrap();
     assert!(text.contains("cpu: 315m") && !text.contains("cpu: 200m"), "{text}");
     assert!(
-        report.adjusted.iter().any(|(_, n)| n.contains("limits.cpu raised from 200m (the manifest) to 315m")),
+        report
+            .adjusted
+            .iter()
+            .any(|(_, n)| n.contains("limits.cpu raised from 200m (the manifest) to 315m")),
         "{:?}",
         report.adjusted
     );
     let drift: Vec<&str> = report.drift.iter().map(|(_, d)| d.as_str()).collect();
-    assert!(drift.contains(&"container app: manifest says limits.cpu 200m, cluster runs 1"), "{drift:?}");
-    assert!(drift.contains(&"container app: manifest says requests.cpu 100m, cluster runs 500m"), "{drift:?}");
+    assert!(
+        drift.contains(&"container app: manifest says limits.cpu 200m, cluster runs 1"),
+        "{drift:?}"
+    );
+    assert!(
+        drift.contains(&"container app: manifest says requests.cpu 100m, cluster runs 500m"),
+        "{drift:?}"
+    );
     assert!(
         report.drift_warnings().contains(
             &"shop/Deployment/web: the manifest differs from the cluster: container app: manifest says limits.cpu 200m, cluster runs 1".to_string()
@@ -175,9 +246,27 @@ fn emit_manifests_check_values_against_the_manifest_and_report_drift() {
         report.drift_warnings()
     );
     // The absurd value and the HPA min above its max are refused, naming the workload.
-    assert!(std::fs::read_to_string(d.join("big.yaml")).unwrap().contains("cpu: 500m"));
-    let problems: Vec<String> = report.problems.iter().map(|p| format!("{}: {}", p.key, p.reason)).collect();
-    assert!(problems.iter().any(|p| p.contains("big") && p.contains("requests.memory")), "{problems:#?}");
-    assert!(problems.iter().any(|p| p.contains("minReplicas 5 would be above maxReplicas 3")), "{problems:#?}");
+    assert!(
+        std::fs::read_to_string(d.join("big.yaml"))
+            .unwrap()
+            .contains("cpu: 500m")
+    );
+    let problems: Vec<String> = report
+        .problems
+        .iter()
+        .map(|p| format!("{}: {}", p.key, p.reason))
+        .collect();
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("big") && p.contains("requests.memory")),
+        "{problems:#?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("minReplicas 5 would be above maxReplicas 3")),
+        "{problems:#?}"
+    );
     let _ = MI;
 }

@@ -78,7 +78,12 @@ fn find<'a>(objects: &'a [Value], kind: &str, ns: &str, name: &str) -> &'a Value
 
 fn container<'a>(obj: &'a Value, pod: &[&str], list: &str, name: &str) -> &'a Value {
     let spec = pod.iter().fold(obj, |v, k| &v[*k]);
-    spec[list].as_array().unwrap().iter().find(|c| c["name"] == name).unwrap()
+    spec[list]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap()
 }
 
 const TPL: [&str; 3] = ["spec", "template", "spec"];
@@ -92,8 +97,16 @@ fn assert_shop(objects: &[Value], what: &str) {
         json!({ "requests": { "cpu": "250m", "memory": "384Mi" }, "limits": { "memory": "384Mi" } }),
         "{what}"
     );
-    assert_eq!(res("containers", "worker"), json!({ "requests": { "cpu": "1", "memory": "1Gi" } }), "{what}");
-    assert_eq!(res("initContainers", "migrate"), json!({ "requests": { "cpu": "100m" } }), "{what}");
+    assert_eq!(
+        res("containers", "worker"),
+        json!({ "requests": { "cpu": "1", "memory": "1Gi" } }),
+        "{what}"
+    );
+    assert_eq!(
+        res("initContainers", "migrate"),
+        json!({ "requests": { "cpu": "100m" } }),
+        "{what}"
+    );
     assert_eq!(
         res("initContainers", "proxy"),
         json!({ "requests": { "cpu": "50m", "memory": "64Mi" } }),
@@ -103,8 +116,14 @@ fn assert_shop(objects: &[Value], what: &str) {
     let hpa = find(objects, "HorizontalPodAutoscaler", "shop", "web");
     assert_eq!(hpa["spec"]["minReplicas"], 3, "{what}");
     assert_eq!(hpa["spec"]["maxReplicas"], 8, "{what}");
-    assert_eq!(hpa["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"], 80, "{what}");
-    assert_eq!(hpa["spec"]["metrics"][1]["resource"]["target"]["averageUtilization"], 75, "{what}");
+    assert_eq!(
+        hpa["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"], 80,
+        "{what}"
+    );
+    assert_eq!(
+        hpa["spec"]["metrics"][1]["resource"]["target"]["averageUtilization"], 75,
+        "{what}"
+    );
     let report = find(objects, "CronJob", "shop", "report");
     let cron = ["spec", "jobTemplate", "spec", "template", "spec"];
     assert_eq!(
@@ -244,5 +263,8 @@ fn emit_patches_an_empty_set_is_a_valid_component() {
     kustomization(&r.join("overlay"), "resources: [../base]\ncomponents: [../patches]\n");
     let built = build(&r.join("overlay"));
     let web = find(&built, "Deployment", "shop", "web");
-    assert_eq!(container(web, &TPL, "containers", "app")["resources"]["requests"]["cpu"], "500m");
+    assert_eq!(
+        container(web, &TPL, "containers", "app")["resources"]["requests"]["cpu"],
+        "500m"
+    );
 }

@@ -54,7 +54,10 @@ fn stale_patches_of_earlier_runs_are_removed_and_other_files_kept() {
     assert_eq!(removed, ["shop/deployment-web.yaml", "shop/deployment-web_hpa.yaml"]);
     assert!(!dir.join("shop/deployment-web.yaml").exists());
     assert_eq!(std::fs::read_to_string(dir.join("notes.yaml")).unwrap(), "# mine\n");
-    assert_eq!(std::fs::read_to_string(dir.join("shop/extra.yaml")).unwrap(), "# mine too\n");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("shop/extra.yaml")).unwrap(),
+        "# mine too\n"
+    );
     assert_eq!(listed(&dir).len(), 2);
     // Nothing left to patch in data: its directory goes with its files.
     let report = write(&dir, &changes()[2..]);
@@ -71,12 +74,24 @@ fn a_kustomization_edited_by_hand_is_never_rewritten() {
     let edited = format!("{}resources: [../../base]\n", std::fs::read_to_string(&shop).unwrap());
     std::fs::write(&shop, &edited).unwrap();
     let report = write(&dir, &changes());
-    assert_eq!(std::fs::read_to_string(&shop).unwrap(), edited, "the user's edit survives");
-    assert!(report.kept.iter().any(|(p, why)| p == &shop && why.contains("edited")), "{:?}", report.kept);
+    assert_eq!(
+        std::fs::read_to_string(&shop).unwrap(),
+        edited,
+        "the user's edit survives"
+    );
+    assert!(
+        report.kept.iter().any(|(p, why)| p == &shop && why.contains("edited")),
+        "{:?}",
+        report.kept
+    );
     let skipped: Vec<&str> = report.skipped.iter().map(|(k, _)| k.name.as_str()).collect();
     assert_eq!(skipped, ["web", "report"], "{:?}", report.skipped);
     // The data namespace is still written, and its files still rightsizer's.
-    assert!(std::fs::read_to_string(dir.join("data/statefulset-db.yaml")).unwrap().starts_with(MARKER));
+    assert!(
+        std::fs::read_to_string(dir.join("data/statefulset-db.yaml"))
+            .unwrap()
+            .starts_with(MARKER)
+    );
     // A top-level kustomization without the marker is left alone too.
     let top = dir.join("kustomization.yaml");
     std::fs::write(&top, "components: [data]\n").unwrap();
@@ -133,7 +148,11 @@ fn names_from_labels_never_write_outside_the_directory() {
     assert!(!root.path().join("escape").exists());
     assert!(!root.path().join("a/escape").exists());
     for f in files_under(root.path()) {
-        assert!(f.starts_with(&dir), "{} written outside the patch directory", f.display());
+        assert!(
+            f.starts_with(&dir),
+            "{} written outside the patch directory",
+            f.display()
+        );
         assert!(f.file_name().unwrap().len() <= 200, "{}", f.display());
     }
     let kustomizations: String = files_under(&dir)
@@ -142,7 +161,10 @@ fn names_from_labels_never_write_outside_the_directory() {
         .map(|p| std::fs::read_to_string(p).unwrap())
         .collect();
     assert!(!kustomizations.contains("escape") && !kustomizations.contains("xxxxxxxxxx"));
-    assert!(kustomizations.contains(&valid_long.replace('.', "\\.")), "the long name is targeted");
+    assert!(
+        kustomizations.contains(&valid_long.replace('.', "\\.")),
+        "the long name is targeted"
+    );
     assert_eq!(listed(&dir).len(), 5, "the good workloads are all written");
 }
 
@@ -174,12 +196,22 @@ fn values_are_checked_against_the_live_object() {
     let report = write(dir.path(), &all);
     let skipped: Vec<String> = report.skipped.iter().map(|(k, r)| format!("{k}: {r}")).collect();
     assert_eq!(skipped.len(), 1, "{skipped:#?}");
-    assert!(skipped[0].contains("db") && skipped[0].contains("requests.memory"), "{skipped:?}");
+    assert!(
+        skipped[0].contains("db") && skipped[0].contains("requests.memory"),
+        "{skipped:?}"
+    );
     let web = read(&dir.path().join("shop/deployment-web.yaml"));
     let app = &web["spec"]["template"]["spec"]["containers"][0];
     assert_eq!(app["resources"]["requests"]["memory"], "600Mi");
     assert_eq!(app["resources"]["limits"]["memory"], "600Mi");
-    assert!(report.adjusted.iter().any(|(_, n)| n.contains("limits.memory raised from 512Mi")), "{:?}", report.adjusted);
+    assert!(
+        report
+            .adjusted
+            .iter()
+            .any(|(_, n)| n.contains("limits.memory raised from 512Mi")),
+        "{:?}",
+        report.adjusted
+    );
 
     let mut hpa = changes()[..1].to_vec();
     let h = hpa[0].hpa.as_mut().unwrap();
@@ -187,7 +219,13 @@ fn values_are_checked_against_the_live_object() {
     h.max_replicas = None;
     let report = write(dir.path(), &hpa);
     assert_eq!(report.skipped.len(), 1, "{:?}", report.skipped);
-    assert!(report.skipped[0].1.contains("minReplicas 12 would be above maxReplicas 10"), "{:?}", report.skipped);
+    assert!(
+        report.skipped[0]
+            .1
+            .contains("minReplicas 12 would be above maxReplicas 10"),
+        "{:?}",
+        report.skipped
+    );
 }
 
 #[test]
@@ -219,7 +257,9 @@ fn two_runs_on_one_directory_leave_one_whole_set_and_no_leftovers() {
     names.sort();
     assert_eq!(names, ["patches"], "no staging or old directory is left");
     assert!(
-        !files_under(&dir).iter().any(|p| p.to_string_lossy().contains(".rightsizer")),
+        !files_under(&dir)
+            .iter()
+            .any(|p| p.to_string_lossy().contains(".rightsizer")),
         "{:?}",
         files_under(&dir)
     );
