@@ -216,7 +216,9 @@ fn replace(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 #[derive(Debug)]
 pub struct DirLock {
     dir: PathBuf,
-    _file: File,
+    /// `None` for a directory this process may write but not read (`-wx`): nothing to lock
+    /// it with, and no other run's staging directory can be found there either.
+    _file: Option<File>,
 }
 
 impl DirLock {
@@ -226,7 +228,18 @@ impl DirLock {
     }
 
     pub fn acquire_within(dir: &Path, wait: Duration) -> std::io::Result<Self> {
-        let file = File::open(dir)?;
+        let file = match File::open(dir) {
+            Err(e)
+                if e.kind() == std::io::ErrorKind::PermissionDenied
+                    && std::fs::metadata(dir).is_ok_and(|m| m.is_dir()) =>
+            {
+                return Ok(DirLock {
+                    dir: dir.to_path_buf(),
+                    _file: None,
+                });
+            }
+            result => result?,
+        };
         let deadline = Instant::now() + wait;
         loop {
             match file.try_lock() {
@@ -249,7 +262,7 @@ impl DirLock {
         }
         let lock = DirLock {
             dir: dir.to_path_buf(),
-            _file: file,
+            _file: Some(file),
         };
         lock.remove_stale_staging();
         Ok(lock)

@@ -256,18 +256,23 @@ fn plan(
     }))
 }
 
-/// rightsizer's files and everyone else's in `dir` and its namespace directories, relative.
-fn scan(dir: &Path) -> BTreeMap<PathBuf, Owner> {
+/// rightsizer's files and everyone else's in `dir` and its namespace directories, relative,
+/// with the content of rightsizer's own (to leave files already right alone).
+fn scan(dir: &Path) -> BTreeMap<PathBuf, (Owner, Vec<u8>)> {
     let mut out = BTreeMap::new();
     let mut look = |rel: PathBuf| {
         let path = dir.join(&rel);
-        let owner = match std::fs::symlink_metadata(&path) {
-            Ok(m) if m.is_file() => atomic::read_regular(&path).map_or(Owner::Theirs("unreadable"), |b| owner(&b)),
-            Ok(m) if m.file_type().is_symlink() => Owner::Theirs("a symlink"),
-            Ok(_) => Owner::Theirs("not a regular file"),
+        let found = match std::fs::symlink_metadata(&path) {
+            Ok(m) if m.is_file() => match atomic::read_regular(&path) {
+                Ok(b) if owner(&b) == Owner::Ours => (Owner::Ours, b),
+                Ok(b) => (owner(&b), Vec::new()),
+                Err(_) => (Owner::Theirs("unreadable"), Vec::new()),
+            },
+            Ok(m) if m.file_type().is_symlink() => (Owner::Theirs("a symlink"), Vec::new()),
+            Ok(_) => (Owner::Theirs("not a regular file"), Vec::new()),
             Err(_) => return,
         };
-        out.insert(rel, owner);
+        out.insert(rel, found);
     };
     let Ok(entries) = std::fs::read_dir(dir) else {
         return BTreeMap::new();
@@ -359,7 +364,7 @@ pub fn write_patches(
     let lock = DirLock::acquire(dir).map_err(io(dir))?;
     let found = scan(dir);
     let theirs = |rel: &Path| match found.get(rel) {
-        Some(Owner::Theirs(why)) => Some(*why),
+        Some((Owner::Theirs(why), _)) => Some(*why),
         _ => None,
     };
     let mut report = PatchReport::default();
@@ -461,14 +466,14 @@ pub fn write_patches(
     let wanted: BTreeSet<PathBuf> = writes.iter().map(|(p, _)| p.clone()).collect();
     let removes: Vec<PathBuf> = found
         .iter()
-        .filter(|(rel, owner)| **owner == Owner::Ours && !wanted.contains(&dir.join(rel)))
+        .filter(|(rel, (owner, _))| *owner == Owner::Ours && !wanted.contains(&dir.join(rel)))
         .map(|(rel, _)| dir.join(rel))
         .collect();
     report.files = writes.iter().map(|(p, _)| p.clone()).collect();
     // Files already holding their content are not written again (nor synced).
-    writes.retain(|(path, text)| {
-        !matches!(found.get(path.strip_prefix(dir).unwrap_or(path)), Some(Owner::Ours))
-            || std::fs::read(path).map_or(true, |old| old != text.as_bytes())
+    writes.retain(|(path, text)| match found.get(path.strip_prefix(dir).unwrap_or(path)) {
+        Some((Owner::Ours, old)) => old != text.as_bytes(),
+        _ => true,
     });
     lock.commit(&writes, &removes).map_err(|(path, source)| Error::Write {
         path: path.display().to_string(),
