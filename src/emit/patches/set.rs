@@ -413,6 +413,9 @@ pub fn write_patches(
     }
     let mut writes: Vec<(PathBuf, String)> = Vec::new();
     let mut components = Vec::new();
+    // Namespaces whose kustomization is someone else's: none of their files is touched, the
+    // other kustomization may list them.
+    let mut blocked_namespaces = BTreeSet::new();
     for (ns, group) in groups.into_iter().filter(|(_, g)| !g.files.is_empty()) {
         let rel = Path::new(&ns).join("kustomization.yaml");
         let ns_dir = inside(dir, &ns).and_then(|d| namespace_dir(dir, &d));
@@ -421,6 +424,7 @@ pub fn write_patches(
             .or(ns_dir.err());
         if let Some(why) = blocked {
             report.kept.push((dir.join(&rel), why.clone()));
+            blocked_namespaces.insert(ns.clone());
             for key in group.keys {
                 report
                     .skipped
@@ -467,6 +471,13 @@ pub fn write_patches(
     let removes: Vec<PathBuf> = found
         .iter()
         .filter(|(rel, (owner, _))| *owner == Owner::Ours && !wanted.contains(&dir.join(rel)))
+        .filter(|(rel, _)| {
+            let ns = rel
+                .components()
+                .next()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned());
+            !(rel.components().count() > 1 && ns.is_some_and(|ns| blocked_namespaces.contains(&ns)))
+        })
         .map(|(rel, _)| dir.join(rel))
         .collect();
     report.files = writes.iter().map(|(p, _)| p.clone()).collect();

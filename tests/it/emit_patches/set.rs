@@ -79,6 +79,16 @@ fn a_kustomization_edited_by_hand_is_never_rewritten() {
         edited,
         "the user's edit survives"
     );
+    for f in [
+        "shop/deployment-web.yaml",
+        "shop/deployment-web_hpa.yaml",
+        "shop/cronjob-report.yaml",
+    ] {
+        assert!(
+            dir.join(f).is_file(),
+            "{f}, listed by the user's kustomization, is kept"
+        );
+    }
     assert!(
         report.kept.iter().any(|(p, why)| p == &shop && why.contains("edited")),
         "{:?}",
