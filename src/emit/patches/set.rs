@@ -371,6 +371,8 @@ pub fn write_patches(
     let mut sorted: Vec<&WorkloadChange> = changes.iter().filter(|c| !c.is_empty()).collect();
     sorted.sort_by(|a, b| a.key.cmp(&b.key));
     let mut groups: BTreeMap<String, Group> = BTreeMap::new();
+    // Files that may not be replaced are not removed either.
+    let mut refused_files = BTreeSet::new();
     'changes: for change in &sorted {
         let key = &change.key;
         let planned = match plan(change, format, current, &sorted) {
@@ -385,7 +387,16 @@ pub fn write_patches(
         let group = groups.entry(ns.clone()).or_default();
         for (file, _, _) in &planned.files {
             let rel = Path::new(&ns).join(file);
-            if let Some(why) = theirs(&rel) {
+            let refused = match theirs(&rel) {
+                Some(why) => Some(why.to_string()),
+                // rightsizer's own file, made read-only or hard-linked since: not replaced.
+                None if found.contains_key(&rel) => {
+                    atomic::check_replaceable(&dir.join(&rel)).err().map(|e| e.to_string())
+                }
+                None => None,
+            };
+            if let Some(why) = refused {
+                refused_files.insert(rel.clone());
                 let reason = format!(
                     "{} is in the way ({why}): left as it is; delete it to let rightsizer write the patch",
                     dir.join(&rel).display()
@@ -470,7 +481,9 @@ pub fn write_patches(
     let wanted: BTreeSet<PathBuf> = writes.iter().map(|(p, _)| p.clone()).collect();
     let removes: Vec<PathBuf> = found
         .iter()
-        .filter(|(rel, (owner, _))| *owner == Owner::Ours && !wanted.contains(&dir.join(rel)))
+        .filter(|(rel, (owner, _))| {
+            *owner == Owner::Ours && !wanted.contains(&dir.join(rel)) && !refused_files.contains(*rel)
+        })
         .filter(|(rel, _)| {
             let ns = rel
                 .components()

@@ -124,6 +124,23 @@ fn a_file_in_the_way_skips_its_workload_and_stays() {
     assert_eq!(report.skipped.len(), 1, "{:?}", report.skipped);
     assert!(report.skipped[0].1.contains("in the way"), "{:?}", report.skipped);
     assert_eq!(listed(&dir).len(), 2, "db and report are still written");
+    // rightsizer's own file made read-only: refused, not replaced, the rest still written.
+    use std::os::unix::fs::PermissionsExt;
+    let db = dir.join("data/statefulset-db.yaml");
+    let before = std::fs::read_to_string(&db).unwrap();
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o444)).unwrap();
+    let mut other = changes();
+    other[1].containers[0].recommended.cpu_request = Some(3.0);
+    let report = write(&dir, &other);
+    assert_eq!(std::fs::read_to_string(&db).unwrap(), before);
+    assert!(
+        report
+            .skipped
+            .iter()
+            .any(|(k, r)| k.name == "db" && r.contains("read-only")),
+        "{:?}",
+        report.skipped
+    );
 }
 
 fn hostile(ns: &str, name: &str) -> WorkloadChange {
