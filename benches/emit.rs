@@ -1,6 +1,7 @@
 //! Patch and manifest-edit generation for 10,000 workloads (2.5 containers each on average,
-//! every 10th with an HPA change): strategic-merge and RFC 6902 patch files written by
-//! `write_patches`, the same patches computed and serialized without the file system, and
+//! every 10th with an HPA change, 50 namespaces): strategic-merge and RFC 6902 patch sets
+//! written by `write_patches` into a fresh directory and again over the same set (nothing to
+//! rewrite), the same patches computed and serialized without the file system, and
 //! `edit_manifests` over 1,000 commented YAML files of 10 workloads each (plus the HPA
 //! documents), against a fresh copy of the files every iteration, and its read + parse alone.
 //!
@@ -347,17 +348,31 @@ fn benches(c: &mut Criterion) {
         ("strategic", PatchFormat::Strategic),
         ("json6902", PatchFormat::Json6902),
     ] {
-        // Both formats write a file per workload, one per HPA and the kustomization, and skip
-        // nothing: checked once, outside the measurement.
+        // Both formats write a file per workload, one per HPA, one kustomization per namespace
+        // and the top one, and skip nothing: checked once, outside the measurement.
         let out = TempDir::new().expect("temp dir");
         let report = write_patches(out.path(), &changes, format, &current).expect("write patches");
-        assert_eq!(report.files.len(), n + hpas + 1, "{name}: files written");
+        let namespaces = n.div_ceil(PER_NAMESPACE);
+        assert_eq!(report.files.len(), n + hpas + namespaces + 1, "{name}: files written");
         assert!(
             report.skipped.is_empty(),
             "{name}: skipped {:?}",
             report.skipped.first()
         );
         g.bench_function(format!("{name}_write"), |b| {
+            b.iter_batched(
+                || TempDir::new().expect("temp dir"),
+                // The directory is returned, so it is deleted outside the measurement.
+                |dir| {
+                    (
+                        write_patches(dir.path(), &changes, format, &current).expect("write patches"),
+                        dir,
+                    )
+                },
+                BatchSize::PerIteration,
+            )
+        });
+        g.bench_function(format!("{name}_rewrite_unchanged"), |b| {
             b.iter(|| black_box(write_patches(out.path(), &changes, format, &current).expect("write patches")))
         });
         g.bench_function(format!("{name}_in_memory"), |b| {

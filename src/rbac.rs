@@ -94,13 +94,13 @@ pub const REPORT_CALLS: &[ApiCall] = &[
     ApiCall::new("", "configmaps", "patch"),
 ];
 
-/// What `--apply` needs (resources of the workloads and their HPAs): deploy/apply/.
+/// What `--apply` needs (resources of the workloads and their HPAs): deploy/apply/. Bare Jobs
+/// are never applied (a Job's pod template is immutable), so no `patch` on jobs.
 pub const APPLY_CALLS: &[ApiCall] = &[
     ApiCall::new("apps", "deployments", "patch"),
     ApiCall::new("apps", "statefulsets", "patch"),
     ApiCall::new("apps", "daemonsets", "patch"),
     ApiCall::new("batch", "cronjobs", "patch"),
-    ApiCall::new("batch", "jobs", "patch"),
     ApiCall::new("autoscaling", "horizontalpodautoscalers", "patch"),
     // The HPA JSON patch is computed from a fresh read of the HPA (emit/apply.rs).
     ApiCall::new("autoscaling", "horizontalpodautoscalers", "get"),

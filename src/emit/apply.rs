@@ -16,8 +16,12 @@
 //! - Flux: labels `kustomize.toolkit.fluxcd.io/name` (Kustomization) and
 //!   `helm.toolkit.fluxcd.io/name` (HelmRelease).
 //!
-//! Bare pods are never patched. One workload's failure does not stop the others; a 403 names
-//! the RBAC verb `patch` and the resource.
+//! Bare pods and bare Jobs are never patched (a Job's pod template is immutable: the API
+//! server answers 422). Before a patch goes out, its values are checked against the live
+//! object as discovery read it and the HPA as just read ([`super::guard`]): names, physical
+//! bounds, request <= limit (a limit below a new request is raised to it) and HPA min <= max;
+//! a workload that fails the check is refused with the reason. One workload's failure does
+//! not stop the others; a 403 names the RBAC verb `patch` and the resource.
 
 use std::collections::BTreeMap;
 
@@ -29,15 +33,17 @@ use tracing::Instrument;
 use super::Error;
 use super::annotate::{FIELD_MANAGER, apply_api_error as api_error, resource};
 use super::change::WorkloadChange;
-use super::patches::{hpa_patch, strategic_patch};
-use crate::model::{Workload, WorkloadKey};
+use super::guard;
+use super::patches::{container_list, hpa_patch, strategic_patch};
+use crate::model::{Workload, WorkloadKey, WorkloadKind};
 
 /// What `apply` did, per workload.
 #[derive(Debug, Default)]
 pub struct ApplyReport {
     /// Patched (workload, and its HPA when it had a change).
     pub applied: Vec<WorkloadKey>,
-    /// Not patched on purpose (VPA, GitOps, bare pod), with the reason.
+    /// Not patched on purpose (VPA, GitOps, bare pod or Job, a value that fails the checks),
+    /// with the reason.
     pub refused: Vec<(WorkloadKey, String)>,
     pub failed: Vec<(WorkloadKey, Error)>,
 }
@@ -98,13 +104,39 @@ pub async fn apply(
                 .push((key, "bare pods are never patched: change what creates them".into()));
             continue;
         };
-        if let Some(reason) = refusal(&key, workloads.get(&key).copied(), vpa).filter(|_| !force) {
+        if key.kind == WorkloadKind::Job {
+            report.refused.push((
+                key,
+                "a bare Job's pod template is immutable (the API server answers 422): change the manifest or CronJob that creates it".into(),
+            ));
+            continue;
+        }
+        let workload = workloads.get(&key).copied();
+        if let Some(reason) = refusal(&key, workload, vpa).filter(|_| !force) {
             tracing::warn!(workload = %key, "not applied: {reason}");
             report.refused.push((key, reason));
             continue;
         }
+        let live = |c: &super::change::ContainerChange| {
+            workload?
+                .containers
+                .iter()
+                .find(|s| s.name == c.name && container_list(s.role) == container_list(c.role))
+                .map(|s| s.resources)
+        };
+        let checked = match guard::check(change, live, None, "the live object") {
+            Ok(checked) => checked,
+            Err(reason) => {
+                tracing::warn!(workload = %key, "not applied: {reason}");
+                report.refused.push((key, reason));
+                continue;
+            }
+        };
+        for note in &checked.notes {
+            tracing::info!(workload = %key, "{note}");
+        }
         let span = tracing::info_span!("apply", workload = %key);
-        match apply_one(client, change, &ar).instrument(span).await {
+        match apply_one(client, &checked.change, &ar).instrument(span).await {
             Ok(()) => {
                 tracing::info!(workload = %key, "applied");
                 report.applied.push(key);
@@ -129,6 +161,17 @@ async fn apply_one(client: &kube::Client, change: &WorkloadChange, ar: &ApiResou
             let current = serde_json::to_value(&current).map_err(|e| Error::Apply {
                 object: format!("HPA {}/{}", key.namespace, h.name),
                 reason: e.to_string(),
+            })?;
+            let n = |field: &str| {
+                current["spec"][field]
+                    .as_u64()
+                    .map(|n| n.min(u64::from(u32::MAX)) as u32)
+            };
+            guard::hpa(h, Some((n("minReplicas"), n("maxReplicas"))), "the live HPA").map_err(|reason| {
+                Error::Apply {
+                    object: format!("HPA {}/{}", key.namespace, h.name),
+                    reason,
+                }
             })?;
             let ops = hpa_patch(h, Some(&current)).map_err(|reason| Error::Apply {
                 object: key.to_string(),

@@ -21,19 +21,34 @@
 //! namespace-less document defines the object, and no other changed workload has the same
 //! kind and name. Otherwise the workload is reported as ambiguous and left alone. HPAs
 //! (`autoscaling/v2`) are matched the same way by their own name.
+//!
+//! Files are left as they were found ([`walk`], [`crate::atomic`]): the walk follows a
+//! symlink (to a file or a directory) only when it resolves inside the directory, visits each
+//! file once, and reads regular files only; a file it cannot read, or that is not UTF-8, is
+//! reported and left alone. Edits keep the file's line endings (CRLF stays CRLF), its mode and
+//! owner; a symlinked manifest is edited at its target, read-only and hard-linked files are
+//! refused. The edits are written under a lock on the directory as one set
+//! ([`crate::atomic::DirLock::commit`]): all of them or, on an error, none.
+//!
+//! Every value is checked against what the manifest holds ([`super::guard`]): a new request
+//! above the manifest's limit raises that limit (noted), a limit below the manifest's request
+//! or an HPA whose minReplicas would pass its maxReplicas is refused, and every difference
+//! between the manifest and what the cluster runs is reported as drift.
 
 mod edit;
 mod index;
 mod tree;
+mod walk;
 
 use std::path::{Path, PathBuf};
 
 use serde_saphyr::granit_parser::ScalarStyle;
 
 use super::Error;
-use super::change::{HpaChange, WorkloadChange};
+use super::change::{ContainerChange, HpaChange, WorkloadChange};
+use super::guard;
 use super::patches::{container_list, kind_paths, quantities};
-use crate::model::{Resources, WorkloadKey};
+use crate::model::{Resources, WorkloadKey, format_cpu, format_memory, parse_cpu, parse_memory};
 use edit::{Editor, Want};
 use index::{Documents, Shared};
 use tree::{Document, Node, NodeKind};
@@ -50,8 +65,27 @@ pub struct ManifestReport {
     pub not_found: Vec<WorkloadKey>,
     /// YAML files that do not parse: left untouched.
     pub unparsable: Vec<(PathBuf, String)>,
-    /// Workloads found but not (fully) edited: alias, ambiguity, unexpected shape, HPA not found.
+    /// Workloads found but not (fully) edited: alias, ambiguity, unexpected shape, HPA not
+    /// found, a value refused by the checks, a file that may not be replaced.
     pub problems: Vec<ManifestProblem>,
+    /// Paths the walk left alone (symlinks out of the directory or that do not resolve,
+    /// FIFOs and other non-regular files, unreadable or non-UTF-8 files), with the reason.
+    pub left_alone: Vec<(PathBuf, String)>,
+    /// Where the manifest differs from what the cluster runs, per workload
+    /// (`container app: manifest says requests.cpu 200m, cluster runs 500m`).
+    pub drift: Vec<(WorkloadKey, String)>,
+    /// Values adjusted so that the edit is valid (a limit raised to fit the new request).
+    pub adjusted: Vec<(WorkloadKey, String)>,
+}
+
+impl ManifestReport {
+    /// The drift as lines for the report's warnings (and so the Markdown and the table).
+    pub fn drift_warnings(&self) -> Vec<String> {
+        self.drift
+            .iter()
+            .map(|(key, what)| format!("{key}: the manifest differs from the cluster: {what}"))
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -78,26 +112,6 @@ struct Target {
 enum What {
     Workload(usize),
     Hpa(usize),
-}
-
-fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), Error> {
-    let read = |source| Error::Read {
-        path: dir.display().to_string(),
-        source,
-    };
-    for entry in std::fs::read_dir(dir).map_err(read)? {
-        let entry = entry.map_err(read)?;
-        let path = entry.path();
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if path.is_dir() {
-            if !name.starts_with('.') {
-                yaml_files(&path, out)?;
-            }
-        } else if name.ends_with(".yaml") || name.ends_with(".yml") {
-            out.push(path);
-        }
-    }
-    Ok(())
 }
 
 /// The values to set under a container's mapping.
@@ -186,17 +200,78 @@ fn seq_items(node: &Node) -> &[Node] {
     }
 }
 
+/// The resources a container's mapping holds (quantities that do not parse count as unset).
+fn manifest_resources(container: &Node) -> Resources {
+    let q = |section: &str, resource: &str| {
+        let text = container.get("resources")?.get(section)?.get(resource)?.as_str()?;
+        if resource == "cpu" {
+            parse_cpu(text).ok()
+        } else {
+            parse_memory(text).ok()
+        }
+    };
+    Resources {
+        cpu_request: q("requests", "cpu"),
+        cpu_limit: q("limits", "cpu"),
+        memory_request: q("requests", "memory"),
+        memory_limit: q("limits", "memory"),
+    }
+}
+
+/// The differences between a container's manifest values and what the cluster runs.
+fn drift(c: &ContainerChange, manifest: &Resources, out: &mut Vec<String>) {
+    let fields = [
+        ("requests.cpu", manifest.cpu_request, c.current.cpu_request, true),
+        ("limits.cpu", manifest.cpu_limit, c.current.cpu_limit, true),
+        (
+            "requests.memory",
+            manifest.memory_request,
+            c.current.memory_request,
+            false,
+        ),
+        ("limits.memory", manifest.memory_limit, c.current.memory_limit, false),
+    ];
+    let show = |v: Option<f64>, cpu: bool| match v {
+        Some(v) if cpu => format_cpu(v),
+        Some(v) => format_memory(v),
+        None => "none".into(),
+    };
+    for (field, file, cluster, cpu) in fields {
+        if show(file, cpu) != show(cluster, cpu) {
+            out.push(format!(
+                "container {}: manifest says {field} {}, cluster runs {}",
+                c.name,
+                show(file, cpu),
+                show(cluster, cpu)
+            ));
+        }
+    }
+}
+
+/// What one workload's edit did besides editing: the change as checked (limits raised where
+/// needed), the notes of the adjustments and the drift found.
+struct Edited {
+    change: WorkloadChange,
+    notes: Vec<String>,
+    drift: Vec<String>,
+}
+
 /// The edits that put one workload's recommendation into its document, and the check that
 /// reads them back; all or nothing.
-fn edit_workload(ed: &mut Editor, change: &WorkloadChange) -> Result<(), String> {
+fn edit_workload(ed: &mut Editor, change: &WorkloadChange) -> Result<Edited, String> {
     let (_, _, path) = kind_paths(change.key.kind).ok_or("bare pods are never edited")?;
+    guard::bounds(change)?;
     let doc = ed.doc;
     let pod = walk(ed, &doc.root, path)?;
-    for c in change
-        .containers
-        .iter()
-        .filter(|c| c.recommended != Resources::default())
-    {
+    let mut out = Edited {
+        change: change.clone(),
+        notes: Vec::new(),
+        drift: Vec::new(),
+    };
+    for (slot, c) in out.change.containers.iter_mut().zip(&change.containers) {
+        if c.recommended == Resources::default() {
+            continue;
+        }
         let list = container_list(c.role);
         let items = pod.get(list).map(seq_items).unwrap_or_default();
         if let Some(alias) = pod.get(list).filter(|n| matches!(n.kind, NodeKind::Alias)) {
@@ -212,15 +287,24 @@ fn edit_workload(ed: &mut Editor, change: &WorkloadChange) -> Result<(), String>
                 c.name
             ));
         }
+        let in_file = manifest_resources(container);
+        drift(c, &in_file, &mut out.drift);
+        *slot = guard::fit_container(c, &in_file, "the manifest", &mut out.notes)?;
         ed.quote = quote_style(container);
-        ed.set(container, &container_want(&c.recommended))?;
+        ed.set(container, &container_want(&slot.recommended))?;
     }
-    Ok(())
+    Ok(out)
 }
 
 fn edit_hpa(ed: &mut Editor, h: &HpaChange) -> Result<(), String> {
     let doc = ed.doc;
     let spec = walk(ed, &doc.root, &["spec"])?;
+    let replicas = |field: &str| spec.get(field).and_then(Node::as_str).and_then(|n| n.parse().ok());
+    guard::hpa(
+        h,
+        Some((replicas("minReplicas"), replicas("maxReplicas"))),
+        "the manifest",
+    )?;
     ed.quote = ScalarStyle::Plain;
     ed.set(spec, &hpa_spec_want(h))?;
     for (resource, target) in [("cpu", h.cpu_utilization), ("memory", h.memory_utilization)] {
@@ -274,15 +358,27 @@ fn verify(doc: &Document, change: &WorkloadChange, what: &What) -> bool {
 /// everything else is in the report.
 pub fn edit_manifests(dir: &Path, changes: &[WorkloadChange]) -> Result<ManifestReport, Error> {
     let mut report = ManifestReport::default();
-    let mut paths = Vec::new();
-    yaml_files(dir, &mut paths)?;
-    paths.sort();
+    let read_error = |source| Error::Read {
+        path: dir.display().to_string(),
+        source,
+    };
+    let lock = crate::atomic::DirLock::acquire(dir).map_err(read_error)?;
+    let paths = walk::yaml_files(dir, &mut report.left_alone).map_err(read_error)?;
     let mut files = Vec::new();
     for path in paths {
-        let text = std::fs::read_to_string(&path).map_err(|source| Error::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
+        let text = match crate::atomic::read_regular(&path).map(String::from_utf8) {
+            Ok(Ok(text)) => text,
+            Ok(Err(_)) => {
+                report.left_alone.push((path, "not UTF-8: left as it is".into()));
+                continue;
+            }
+            Err(e) => {
+                report
+                    .left_alone
+                    .push((path, format!("cannot be read ({e}): left as it is")));
+                continue;
+            }
+        };
         match tree::parse(&text) {
             Ok(docs) => files.push(File { path, text, docs }),
             Err(reason) => report.unparsable.push((path, reason)),
@@ -354,19 +450,32 @@ pub fn edit_manifests(dir: &Path, changes: &[WorkloadChange]) -> Result<Manifest
                 quote: ScalarStyle::Plain,
                 edits: Vec::new(),
             };
-            let (change, result) = match t.what {
-                What::Workload(i) => (&changes[i], edit_workload(&mut ed, &changes[i])),
-                What::Hpa(i) => (
-                    &changes[i],
-                    edit_hpa(&mut ed, changes[i].hpa.as_ref().expect("hpa target")),
-                ),
+            let result = match t.what {
+                What::Workload(i) => edit_workload(&mut ed, &changes[i]),
+                What::Hpa(i) => edit_hpa(&mut ed, changes[i].hpa.as_ref().expect("hpa target")).map(|()| Edited {
+                    change: changes[i].clone(),
+                    notes: Vec::new(),
+                    drift: Vec::new(),
+                }),
             };
             match result {
-                Ok(()) => {
+                Ok(edited) => {
                     edits.extend(ed.edits);
-                    done.push((t, change));
+                    report
+                        .adjusted
+                        .extend(edited.notes.into_iter().map(|n| (t.key.clone(), n)));
+                    report
+                        .drift
+                        .extend(edited.drift.into_iter().map(|d| (t.key.clone(), d)));
+                    done.push((t, edited.change));
                 }
                 Err(reason) => report.problems.push(problem(&t.key, Some(&file.path), reason)),
+            }
+        }
+        // New lines in the file's own line ending: a CRLF file stays CRLF.
+        if file.text.split_once('\n').is_some_and(|(line, _)| line.ends_with('\r')) {
+            for e in &mut edits {
+                e.text = e.text.replace('\n', "\r\n");
             }
         }
         let Some(text) = edit::apply(&file.text, edits) else {
@@ -390,6 +499,16 @@ pub fn edit_manifests(dir: &Path, changes: &[WorkloadChange]) -> Result<Manifest
             continue;
         }
         if text != file.text {
+            // A file that may not be replaced (read-only, hard links, another owner) is
+            // refused here, before any file of the set is written.
+            if let Err(e) = crate::atomic::check_replaceable(&file.path) {
+                for (t, _) in done {
+                    report
+                        .problems
+                        .push(problem(&t.key, Some(&file.path), format!("not edited: the file {e}")));
+                }
+                continue;
+            }
             report.files_changed.push(file.path.clone());
             writes.push((file.path.clone(), text));
         }
@@ -397,7 +516,7 @@ pub fn edit_manifests(dir: &Path, changes: &[WorkloadChange]) -> Result<Manifest
             report.edited.push((t.key.clone(), file.path.clone()));
         }
     }
-    crate::atomic::write_many(&writes).map_err(|(path, source)| Error::Write {
+    lock.commit(&writes, &[]).map_err(|(path, source)| Error::Write {
         path: path.display().to_string(),
         source,
     })?;

@@ -12,6 +12,7 @@ pub mod configmap;
 mod csv;
 mod document;
 pub mod escape;
+pub mod guard;
 pub mod manifests;
 mod markdown;
 pub mod outputs;

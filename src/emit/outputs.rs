@@ -240,6 +240,16 @@ pub async fn emit(run: Emit<'_>, outputs: &Outputs, progress: &Progress) -> RunO
         errors: Vec::new(),
         duration: Duration::ZERO,
     };
+    // Manifests first: where they differ from the cluster goes into the report's warnings
+    // (and so the Markdown and the table).
+    let mut report = report;
+    let manifests_result = outputs.manifests.as_ref().map(|dir| {
+        progress.stage("editing manifests…");
+        manifests::edit_manifests(dir, &writable)
+    });
+    if let Some(Ok(r)) = &manifests_result {
+        report.warnings.extend(r.drift_warnings());
+    }
     progress.clear();
     for w in &report.workloads {
         let _span = tracing::info_span!("workload", key = %w.key).entered();
@@ -281,15 +291,17 @@ pub async fn emit(run: Emit<'_>, outputs: &Outputs, progress: &Progress) -> RunO
                 for (key, reason) in &r.skipped {
                     tracing::warn!(workload = %key, "no patch written: {reason}");
                 }
+                for (key, note) in &r.adjusted {
+                    tracing::info!(workload = %key, "patch adjusted: {note}");
+                }
                 tracing::info!(files = r.files.len(), dir = %p.dir.display(), "patches written");
                 outcome.patches = Some(r);
             }
             Err(e) => outcome.errors.push(e),
         }
     }
-    if let Some(dir) = &outputs.manifests {
-        progress.stage("editing manifests…");
-        match manifests::edit_manifests(dir, &writable) {
+    if let (Some(result), Some(dir)) = (manifests_result, &outputs.manifests) {
+        match result {
             Ok(r) => {
                 for key in &r.not_found {
                     tracing::warn!(workload = %key, "no manifest under {} defines it", dir.display());
@@ -299,6 +311,12 @@ pub async fn emit(run: Emit<'_>, outputs: &Outputs, progress: &Progress) -> RunO
                 }
                 for (path, reason) in &r.unparsable {
                     tracing::warn!(path = %path.display(), "not valid YAML, left untouched: {reason}");
+                }
+                for (path, reason) in &r.left_alone {
+                    tracing::warn!(path = %path.display(), "{reason}");
+                }
+                for (key, note) in &r.adjusted {
+                    tracing::info!(workload = %key, "manifest edit adjusted: {note}");
                 }
                 tracing::info!(files = r.files_changed.len(), "manifests edited");
                 outcome.manifests = Some(r);

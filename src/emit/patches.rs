@@ -1,6 +1,6 @@
 //! Patch files for a pull request: one kustomize patch per changed workload, the HPA patch
-//! beside it, and a `kustomization.yaml` that lists them (kustomize v5 `patches:` syntax, which
-//! tells a strategic-merge patch from an RFC 6902 one by its content).
+//! beside it, grouped into one kustomize `Component` per namespace (see [`set`] for the
+//! layout, the ownership marker and how targets match bases with or without namespaces).
 //!
 //! Workload patches are strategic-merge patches by default: containers merge by name, so a
 //! patch carries only `name` and `resources` and needs nothing but the [`WorkloadChange`].
@@ -17,12 +17,11 @@
 //! can be written; a utilization change is then reported as skipped.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::Error;
 use super::change::{ContainerChange, HpaChange, WorkloadChange};
 use crate::model::{ContainerRole, Resources, WorkloadKey, WorkloadKind, format_cpu, format_memory};
 
@@ -129,10 +128,20 @@ impl CurrentObjects {
 /// What [`write_patches`] wrote and what it could not write.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PatchReport {
-    /// Every file written, `kustomization.yaml` last.
+    /// Every file of the patch set (written, or already holding its content), each
+    /// namespace's files with its `kustomization.yaml` last, the top `kustomization.yaml` last
+    /// of all.
     pub files: Vec<PathBuf>,
     /// Workloads (or their HPA changes) left out, with the reason.
     pub skipped: Vec<(WorkloadKey, String)>,
+    /// rightsizer's own files of an earlier run that no longer have a change: removed.
+    pub removed: Vec<PathBuf>,
+    /// Files in the way that rightsizer did not write (or that were edited since): left as
+    /// they are, with the consequence.
+    pub kept: Vec<(PathBuf, String)>,
+    /// Values adjusted so that the patch is valid against the live object (a limit raised
+    /// to fit the new request), per workload.
+    pub adjusted: Vec<(WorkloadKey, String)>,
 }
 
 /// API group/version and the JSON path of the pod spec of a patchable kind (not bare pods).
@@ -182,12 +191,7 @@ fn resources_value(r: &Resources) -> Value {
     out
 }
 
-/// `<namespace>-<kind>-<name>`, the stem of a workload's patch files.
-pub fn file_stem(key: &WorkloadKey) -> String {
-    format!("{}-{}-{}", key.namespace, key.kind.as_str().to_lowercase(), key.name)
-}
-
-fn changed(containers: &[ContainerChange]) -> impl Iterator<Item = &ContainerChange> {
+pub(crate) fn changed(containers: &[ContainerChange]) -> impl Iterator<Item = &ContainerChange> {
     containers.iter().filter(|c| c.recommended != Resources::default())
 }
 
@@ -311,97 +315,6 @@ fn utilization_metric(resource: &str, target: u32) -> Value {
     json!({ "type": "Resource", "resource": { "name": resource, "target": { "type": "Utilization", "averageUtilization": target } } })
 }
 
-fn to_yaml(value: &Value, what: &str) -> Result<String, Error> {
-    serde_saphyr::to_string(value).map_err(|e| Error::Encode {
-        format: "yaml",
-        reason: format!("{what}: {e}"),
-    })
-}
+mod set;
 
-/// Writes one patch per changed workload into `dir` (created if missing): the workload patch
-/// `<namespace>-<kind>-<name>.yaml`, its HPA patch `<namespace>-<kind>-<name>-hpa.yaml`, and a
-/// `kustomization.yaml` listing them with their targets. Workloads are written in key order;
-/// empty changes and bare pods are left out silently, workloads whose patches cannot be
-/// computed (JSON patch without the current object, container not found, HPA target change
-/// without the current HPA, ...) are reported in [`PatchReport::skipped`] and get no file at
-/// all: a workload patch never goes out without its HPA patch. `kustomization.yaml` patches
-/// the targets only: add your base to its `resources:` (or copy the `patches:` entries into
-/// your overlay).
-///
-/// The files are written together once all of them are computed, each atomically and
-/// `kustomization.yaml` last, with one sync pass ([`crate::atomic::write_many`]): after a
-/// crash every file is the old one or the new one, whole.
-pub fn write_patches(
-    dir: &Path,
-    changes: &[WorkloadChange],
-    format: PatchFormat,
-    current: &CurrentObjects,
-) -> Result<PatchReport, Error> {
-    std::fs::create_dir_all(dir).map_err(|source| Error::Write {
-        path: dir.display().to_string(),
-        source,
-    })?;
-    let mut sorted: Vec<&WorkloadChange> = changes.iter().filter(|c| !c.is_empty()).collect();
-    sorted.sort_by(|a, b| a.key.cmp(&b.key));
-    let mut report = PatchReport::default();
-    let mut entries = Vec::new();
-    let mut files: Vec<(PathBuf, String)> = Vec::new();
-    for change in sorted {
-        let key = &change.key;
-        let Some((group, version, _)) = kind_paths(key.kind) else {
-            continue;
-        };
-        // The workload and HPA patches go together or not at all: a new request with the old
-        // utilization target would move the HPA's scale point.
-        let workload = match format {
-            _ if changed(&change.containers).next().is_none() => Ok(None),
-            PatchFormat::Strategic => Ok(strategic_patch(change)),
-            PatchFormat::Json6902 => current
-                .get(key.kind.as_str(), &key.namespace, &key.name)
-                .ok_or_else(|| "a JSON patch needs the current object".to_string())
-                .and_then(|object| json_patch(change, object))
-                .map(|ops| Some(Value::Array(ops))),
-        };
-        let hpa = match &change.hpa {
-            Some(hpa) => hpa_patch(hpa, current.get("HorizontalPodAutoscaler", &key.namespace, &hpa.name))
-                .map(|ops| (!ops.is_empty()).then_some((hpa.name.as_str(), Value::Array(ops)))),
-            None => Ok(None),
-        };
-        let (workload, hpa) = match (workload, hpa) {
-            (Ok(w), Ok(h)) => (w, h),
-            (Err(reason), _) | (_, Err(reason)) => {
-                report.skipped.push((key.clone(), reason));
-                continue;
-            }
-        };
-        let stem = file_stem(key);
-        if let Some(body) = workload {
-            let file = format!("{stem}.yaml");
-            files.push((dir.join(&file), to_yaml(&body, &file)?));
-            let target = json!({ "group": group, "version": version, "kind": key.kind.as_str(), "name": key.name, "namespace": key.namespace });
-            entries.push(json!({ "path": file, "target": target }));
-        }
-        if let Some((name, ops)) = hpa {
-            let file = format!("{stem}-hpa.yaml");
-            files.push((dir.join(&file), to_yaml(&ops, &file)?));
-            let target = json!({ "group": "autoscaling", "version": "v2", "kind": "HorizontalPodAutoscaler", "name": name, "namespace": key.namespace });
-            entries.push(json!({ "path": file, "target": target }));
-        }
-    }
-    let kustomization = json!({
-        "apiVersion": "kustomize.config.k8s.io/v1beta1",
-        "kind": "Kustomization",
-        "patches": entries,
-    });
-    let text = format!(
-        "# Generated by rightsizer: resource patches, one per workload, HPA patches beside them.\n# Add the manifests they patch under `resources:`.\n{}",
-        to_yaml(&kustomization, "kustomization.yaml")?
-    );
-    files.push((dir.join("kustomization.yaml"), text));
-    crate::atomic::write_many(&files).map_err(|(path, source)| Error::Write {
-        path: path.display().to_string(),
-        source,
-    })?;
-    report.files = files.into_iter().map(|(path, _)| path).collect();
-    Ok(report)
-}
+pub use set::{MARKER, write_patches};

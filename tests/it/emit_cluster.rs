@@ -258,3 +258,61 @@ async fn emit_cluster_push_retries_server_errors() {
         .unwrap();
     assert_eq!(calls.load(Ordering::SeqCst), 2);
 }
+
+/// `--apply` leaves bare Jobs out (their pod template is immutable: a patch is a 422), and a
+/// new request above the live object's limit raises that limit in the same patch.
+#[tokio::test]
+async fn emit_cluster_apply_leaves_bare_jobs_out_and_fits_limits_to_the_live_object() {
+    use rightsizer::emit::apply::apply;
+    use rightsizer::model::{ContainerRole, ContainerSpec, Workload};
+    const MI: f64 = 1024.0 * 1024.0;
+    let api = FakeApi::start().await;
+    api.insert(deployment());
+    api.insert(crate::emit_patches::hpa());
+    let job: k8s_openapi::api::batch::v1::Job = serde_json::from_value(json!({
+        "metadata": { "name": "backfill", "namespace": "batch" },
+        "spec": { "template": { "spec": { "restartPolicy": "Never",
+            "containers": [{ "name": "backfill", "image": "b:1", "resources": { "requests": { "cpu": "1" } } }] } } },
+    }))
+    .unwrap();
+    api.insert(job);
+    let client = api.client().await;
+    let mut web = changes()[0].clone();
+    web.containers[0].recommended.memory_request = Some(600.0 * MI);
+    web.containers[0].recommended.memory_limit = None;
+    let mut backfill = changes()[2].clone();
+    backfill.key = WorkloadKey::new("batch", WorkloadKind::Job, "backfill");
+    backfill.containers[0].name = "backfill".into();
+    let live = Workload {
+        key: web.key.clone(),
+        replicas: Some(2),
+        containers: vec![ContainerSpec {
+            name: "app".into(),
+            role: ContainerRole::App,
+            resources: Resources {
+                cpu_request: Some(0.5),
+                memory_request: Some(512.0 * MI),
+                memory_limit: Some(512.0 * MI),
+                cpu_limit: None,
+            },
+        }],
+        hpa: None,
+        labels: BTreeMap::new(),
+        annotations: BTreeMap::new(),
+    };
+    let workloads = BTreeMap::from([(live.key.clone(), &live)]);
+    let report = apply(&client, &[web.clone(), backfill], &workloads, &BTreeMap::new(), false).await;
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    assert_eq!(report.applied, [web.key]);
+    assert_eq!(report.refused.len(), 1, "{:?}", report.refused);
+    assert!(report.refused[0].1.contains("immutable"), "{:?}", report.refused);
+    assert!(
+        !api.patches().iter().any(|p| p.path.contains("/jobs/")),
+        "no PATCH may reach a bare Job: {:?}",
+        api.patches()
+    );
+    let deployed = api.get_object("apps", "deployments", Some("shop"), "web").unwrap();
+    let app = &deployed["spec"]["template"]["spec"]["containers"][0]["resources"];
+    assert_eq!(app["requests"]["memory"], "600Mi");
+    assert_eq!(app["limits"]["memory"], "600Mi", "the limit follows the request: {app}");
+}

@@ -11,6 +11,8 @@ use serde_json::{Value, json};
 
 use crate::emit_patches::{assert_golden_dir, files_under, golden_dir};
 
+mod files;
+
 const MI: f64 = 1024.0 * 1024.0;
 
 fn res(cpu: Option<f64>, mem: Option<f64>, cpu_limit: Option<f64>, mem_limit: Option<f64>) -> Resources {

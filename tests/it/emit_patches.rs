@@ -1,6 +1,11 @@
 //! Patch files: golden files for both formats, then every patch applied through a real
 //! `kube::Client` to the original objects in the fake API server, whose result must hold the
-//! recommendation and nothing else changed. `RIGHTSIZER_BLESS=1` rewrites the golden files.
+//! recommendation and nothing else changed; [`kustomize`] builds real overlays with `kubectl
+//! kustomize` over bases with and without namespaces, [`set`] checks what the patch
+//! directory keeps, removes and refuses. `RIGHTSIZER_BLESS=1` rewrites the golden files.
+
+mod kustomize;
+mod set;
 
 use std::path::{Path, PathBuf};
 
@@ -243,32 +248,38 @@ fn plural(kind: &str) -> String {
     format!("{}s", kind.to_lowercase())
 }
 
-/// Applies every patch listed in `dir/kustomization.yaml` to its target, as kustomize would:
-/// a YAML list is an RFC 6902 patch, a mapping a strategic-merge patch.
+/// Applies every patch listed in the namespace Components of `dir` to its target, as
+/// kustomize would: a YAML list is an RFC 6902 patch, a mapping a strategic-merge patch.
 async fn apply_dir(api: &FakeApi, dir: &Path) {
     let client = api.client().await;
-    let kustomization: Value =
-        serde_saphyr::from_str(&std::fs::read_to_string(dir.join("kustomization.yaml")).unwrap()).unwrap();
-    for entry in kustomization["patches"].as_array().unwrap() {
-        let t = &entry["target"];
-        let (group, version, kind) = (
-            t["group"].as_str().unwrap(),
-            t["version"].as_str().unwrap(),
-            t["kind"].as_str().unwrap(),
-        );
-        let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), &plural(kind));
-        let objects: Api<DynamicObject> = Api::namespaced_with(client.clone(), t["namespace"].as_str().unwrap(), &ar);
-        let text = std::fs::read_to_string(dir.join(entry["path"].as_str().unwrap())).unwrap();
-        let body: Value = serde_saphyr::from_str(&text).unwrap();
-        let patch = if body.is_array() {
-            Patch::Json(serde_json::from_value(body).unwrap())
-        } else {
-            Patch::Strategic(body)
-        };
-        objects
-            .patch(t["name"].as_str().unwrap(), &PatchParams::default(), &patch)
-            .await
-            .unwrap_or_else(|e| panic!("{}: {e}", entry["path"]));
+    let read = |path: &Path| -> Value { serde_saphyr::from_str(&std::fs::read_to_string(path).unwrap()).unwrap() };
+    let top = read(&dir.join("kustomization.yaml"));
+    assert_eq!(top["kind"], "Component");
+    for ns in top["components"].as_array().unwrap() {
+        let ns = ns.as_str().unwrap();
+        let kustomization = read(&dir.join(ns).join("kustomization.yaml"));
+        assert_eq!(kustomization["kind"], "Component");
+        for entry in kustomization["patches"].as_array().unwrap() {
+            let t = &entry["target"];
+            let (group, version, kind) = (
+                t["group"].as_str().unwrap(),
+                t["version"].as_str().unwrap(),
+                t["kind"].as_str().unwrap(),
+            );
+            assert_eq!(t["namespace"], format!("{ns}|default"));
+            let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), &plural(kind));
+            let objects: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &ar);
+            let body = read(&dir.join(ns).join(entry["path"].as_str().unwrap()));
+            let patch = if body.is_array() {
+                Patch::Json(serde_json::from_value(body).unwrap())
+            } else {
+                Patch::Strategic(body)
+            };
+            objects
+                .patch(t["name"].as_str().unwrap(), &PatchParams::default(), &patch)
+                .await
+                .unwrap_or_else(|e| panic!("{}: {e}", entry["path"]));
+        }
     }
 }
 
@@ -388,15 +399,17 @@ async fn emit_patches_strategic_merge_applies_to_the_originals() {
     let names: Vec<String> = report
         .files
         .iter()
-        .map(|p| p.file_name().unwrap().to_string_lossy().into())
+        .map(|p| p.strip_prefix(dir.path()).unwrap().display().to_string())
         .collect();
     assert_eq!(
         names,
         [
-            "data-statefulset-db.yaml",
-            "shop-deployment-web.yaml",
-            "shop-deployment-web-hpa.yaml",
-            "shop-cronjob-report.yaml",
+            "data/statefulset-db.yaml",
+            "data/kustomization.yaml",
+            "shop/deployment-web.yaml",
+            "shop/deployment-web_hpa.yaml",
+            "shop/cronjob-report.yaml",
+            "shop/kustomization.yaml",
             "kustomization.yaml"
         ]
     );
@@ -462,7 +475,7 @@ async fn emit_patches_json6902_fails_on_a_drifted_object_instead_of_resizing_ano
     api.insert(drifted);
     let objects: Api<Deployment> = Api::namespaced(api.client().await, "shop");
     let body: Value =
-        serde_saphyr::from_str(&std::fs::read_to_string(dir.path().join("shop-deployment-web.yaml")).unwrap()).unwrap();
+        serde_saphyr::from_str(&std::fs::read_to_string(dir.path().join("shop/deployment-web.yaml")).unwrap()).unwrap();
     let result = objects
         .patch(
             "web",
@@ -490,6 +503,7 @@ async fn emit_patches_without_current_objects_report_what_they_cannot_write() {
         "{skipped:#?}"
     );
     assert_eq!(report.files, [dir.path().join("kustomization.yaml")]);
+    assert!(files_under(dir.path()).len() == 1, "{:?}", files_under(dir.path()));
 
     // Strategic patches need no current object; only the HPA's utilization target does, and
     // the workload patch does not go out without its HPA patch.
@@ -501,8 +515,10 @@ async fn emit_patches_without_current_objects_report_what_they_cannot_write() {
         "{:?}",
         report.skipped
     );
-    assert_eq!(report.files.len(), 3);
-    assert!(!dir.path().join("shop-deployment-web.yaml").exists());
+    // data/statefulset-db.yaml, data/kustomization.yaml, shop/cronjob-report.yaml,
+    // shop/kustomization.yaml, kustomization.yaml
+    assert_eq!(report.files.len(), 5, "{:?}", report.files);
+    assert!(!dir.path().join("shop/deployment-web.yaml").exists());
 
     // Replica changes alone need no current HPA.
     let mut replicas_only = changes();
@@ -510,7 +526,7 @@ async fn emit_patches_without_current_objects_report_what_they_cannot_write() {
     let report = write_patches(dir.path(), &replicas_only, PatchFormat::Strategic, &none).unwrap();
     assert!(report.skipped.is_empty(), "{:?}", report.skipped);
     let ops: Value =
-        serde_saphyr::from_str(&std::fs::read_to_string(dir.path().join("shop-deployment-web-hpa.yaml")).unwrap())
+        serde_saphyr::from_str(&std::fs::read_to_string(dir.path().join("shop/deployment-web_hpa.yaml")).unwrap())
             .unwrap();
     assert_eq!(
         ops,

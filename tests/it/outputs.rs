@@ -314,8 +314,7 @@ async fn outputs_patches_and_manifests_hold_the_recommendation() {
         let wants = recommended(&doc);
         assert!(wants.len() >= 5, "{wants:?}");
         for (kind, ns, name, container, cur, rec) in &wants {
-            let stem = format!("{ns}-{}-{name}", kind.to_lowercase());
-            let file = patches.join(format!("{stem}.yaml"));
+            let file = patches.join(ns).join(format!("{}-{name}.yaml", kind.to_lowercase()));
             let Ok(body) = std::fs::read_to_string(&file) else {
                 panic!(
                     "{format}: no patch {} for {kind} {ns}/{name}: {files:?}",
