@@ -1,11 +1,11 @@
 //! Pure maths from usage to recommendations: no network, no async. For each workload the
-//! policy layers resolve into `Rules` (policy.rs, annotations.rs), the strategy sizes every
-//! container on its own usage (strategy.rs, memory.rs, confidence.rs; ranges on one scale in
-//! validate.rs), from the part of the window that
-//! fits it (a level shift, a trend or the whole window: recency.rs), the HPA co-recommendation keeps
-//! the scale point of utilization HPAs (hpa.rs), and savings (savings.rs) gate and rank the
-//! result. Every value carries its reason (explain.rs); the workload and its HPA are one
-//! unit in the `Report` (report.rs), which is the JSON output.
+//! policy layers resolve into `Rules` (policy.rs, annotations.rs; ranges on one scale in
+//! validate.rs), the strategy sizes every container on its own usage (strategy.rs,
+//! memory.rs, confidence.rs) from the part of the window that fits it (a level shift, a
+//! trend or the whole window: recency.rs), the HPA co-recommendation keeps the scale point
+//! of utilization HPAs (hpa.rs), and savings (savings.rs) gate and rank the result. Every
+//! value carries its reason (explain.rs); the workload and its HPA are one unit in the
+//! `Report` (report.rs), which is the JSON output.
 
 mod annotations;
 pub mod backtest;
