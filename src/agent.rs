@@ -14,7 +14,7 @@
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::Error;
-use crate::collect::kube::chain;
+use crate::collect::cluster::chain;
 use crate::emit::outputs::EXIT_ERROR;
 use crate::settings::RunSettings;
 

@@ -62,7 +62,7 @@ pub const HPAS: ApiCall = ApiCall::list("autoscaling", "horizontalpodautoscalers
 pub const VPAS: ApiCall = ApiCall::list("autoscaling.k8s.io", "verticalpodautoscalers");
 pub const POD_METRICS: ApiCall = ApiCall::list("metrics.k8s.io", "pods");
 
-/// Every read: discovery lists only these (`collect::kube::list_all` takes calls from here).
+/// Every read: discovery lists only these (`collect::cluster::list_all` takes calls from here).
 /// deploy/clusterrole.yaml.
 pub const API_CALLS: &[ApiCall] = &[
     DEPLOYMENTS,

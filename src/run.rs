@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
 use crate::Error;
+use crate::collect::cluster::{self as cluster, KubeTarget};
 use crate::collect::filter::Filter;
 use crate::collect::history;
-use crate::collect::kube::{self as kubeapi, KubeTarget};
 use crate::collect::metrics_api;
 use crate::collect::objects::Discovered;
 use crate::collect::prometheus::{PromClient, PromConfig};
@@ -118,13 +118,13 @@ async fn ticking<F: Future>(work: F, progress: &Progress, label: impl Fn() -> St
 /// context that fails is an error).
 async fn kube_client(target: Option<&KubeTarget>) -> Result<Option<kube::Client>, Error> {
     let Some(target) = target else { return Ok(None) };
-    match kubeapi::client(target).await {
+    match cluster::client(target).await {
         Ok(client) => Ok(Some(client)),
         // A KUBECONFIG the user set is as explicit as --kubeconfig.
         Err(e) if !target.is_explicit() && std::env::var_os("KUBECONFIG").is_none() => {
             tracing::warn!(
                 "no kubernetes configuration found ({}); discovering workloads from kube-state-metrics instead",
-                kubeapi::chain(&e)
+                cluster::chain(&e)
             );
             Ok(None)
         }
@@ -135,7 +135,7 @@ async fn kube_client(target: Option<&KubeTarget>) -> Result<Option<kube::Client>
 async fn collect_live(
     prometheus: &PromConfig,
     kube: Option<&KubeTarget>,
-    limits: &kubeapi::ListLimits,
+    limits: &cluster::ListLimits,
     filter: &Filter,
     window: &Window,
     progress: &Progress,
@@ -156,7 +156,7 @@ async fn collect_live(
             Some(client) => {
                 let (discovered, mut owners) = futures::try_join!(
                     async {
-                        kubeapi::discover_with(client, filter, limits)
+                        cluster::discover_with(client, filter, limits)
                             .await
                             .map_err(Error::from)
                     },

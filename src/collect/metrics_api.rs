@@ -7,8 +7,8 @@
 use kube::Client;
 use kube::api::DynamicObject;
 
+use super::cluster::{POD_METRICS, chain, dynamic_api, list_all, pod_metrics_resource, status_code};
 use super::history::Owners;
-use super::kube::{POD_METRICS, chain, dynamic_api, list_all, pod_metrics_resource, status_code};
 use crate::model::{ContainerKey, parse_cpu, parse_memory};
 
 pub use crate::model::{CurrentUsage, CurrentUsageMap};

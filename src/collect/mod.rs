@@ -1,12 +1,12 @@
 //! The input side of the pipeline and the only network code on it: Kubernetes discovery
-//! (`kube`), usage history from Prometheus (`prometheus`, `history`) and offline snapshots
+//! (`cluster`), usage history from Prometheus (`prometheus`, `history`) and offline snapshots
 //! (`snapshot`).
 
+pub mod cluster;
 pub mod filter;
 pub mod history;
 pub mod ksm;
 pub mod ksm_labels;
-pub mod kube;
 pub mod metrics_api;
 pub mod objects;
 pub mod prometheus;

@@ -158,7 +158,7 @@ impl RunOutcome {
     /// failed as a whole or a workload could not be annotated or applied, else 3 in check
     /// mode when a change is recommended, else 0. Prints what failed on stderr.
     pub fn exit_code(&self, check: bool) -> u8 {
-        use crate::collect::kube::chain;
+        use crate::collect::cluster::chain;
         for e in &self.errors {
             eprintln!("error: {}", chain(e));
         }

@@ -15,8 +15,8 @@ use url::Url;
 
 use crate::Error;
 use crate::cli::{AgentArgs, ConfigArgs, InputArgs, RecommendArgs, RunArgs, SnapshotArgs};
+use crate::collect::cluster::{KubeTarget, ListLimits};
 use crate::collect::filter::Filter;
-use crate::collect::kube::{KubeTarget, ListLimits};
 use crate::collect::prometheus::PromConfig;
 use crate::collect::selector::Selector;
 use crate::emit::{ConfigMapTarget, Outputs, PatchOutput, PushTarget, ReportTarget};

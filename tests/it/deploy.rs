@@ -11,7 +11,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, PodSpec, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding};
-use rightsizer::collect::kube::{API_CALLS, ApiCall};
+use rightsizer::collect::cluster::{API_CALLS, ApiCall};
 use rightsizer::rbac::{ANNOTATE_CALLS, APPLY_CALLS, REPORT_CALLS};
 use serde::Serialize;
 use serde::de::DeserializeOwned;

@@ -7,9 +7,9 @@ use std::collections::BTreeSet;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::Pod;
+use rightsizer::collect::cluster::{self as cluster, API_CALLS, KubeTarget};
 use rightsizer::collect::filter::Filter;
 use rightsizer::collect::history::Window;
-use rightsizer::collect::kube::{self as kubeapi, API_CALLS, KubeTarget};
 use rightsizer::collect::objects::Discovered;
 use rightsizer::collect::prometheus::{PromClient, PromConfig};
 use rightsizer::collect::{Error, ksm, metrics_api, objects};
@@ -27,13 +27,13 @@ async fn client(api: &FakeApi) -> (kube::Client, tempfile::TempDir) {
         kubeconfig: Some(api.write_kubeconfig(dir.path())),
         context: None,
     };
-    (kubeapi::client(&target).await.expect("client from kubeconfig"), dir)
+    (cluster::client(&target).await.expect("client from kubeconfig"), dir)
 }
 
 /// Discovery through the API, then the filter as the run applies it to every input.
 async fn discover(api: &FakeApi, filter: &Filter) -> Result<Discovered, Error> {
     let (client, _dir) = client(api).await;
-    let mut d = kubeapi::discover(&client, filter).await?;
+    let mut d = cluster::discover(&client, filter).await?;
     let (kept, skipped) = filter.apply(std::mem::take(&mut d.workloads));
     d.workloads = kept;
     d.skipped = skipped;
@@ -352,7 +352,7 @@ async fn forbidden_names_the_permission_and_one_namespace_does_not_stop_the_othe
     api.fail_next("/apis/apps/v1/namespaces/shop/", 404, 100);
     let err = discover(&api, &two).await.unwrap_err();
     assert_eq!(
-        kubeapi::status_code(&err).map(|c| c == 403 || c == 404),
+        cluster::status_code(&err).map(|c| c == 403 || c == 404),
         Some(true),
         "{err}"
     );
@@ -385,22 +385,22 @@ async fn context_selects_the_cluster() {
         kubeconfig: Some(path.clone()),
         context: context.map(String::from),
     };
-    let client = kubeapi::client(&target(Some("fake"))).await.unwrap();
+    let client = cluster::client(&target(Some("fake"))).await.unwrap();
     assert!(
-        !kubeapi::discover(&client, &Filter::default())
+        !cluster::discover(&client, &Filter::default())
             .await
             .unwrap()
             .workloads
             .is_empty()
     );
-    let client = kubeapi::client(&target(None)).await.unwrap();
-    let err = kubeapi::discover(&client, &Filter::default()).await.unwrap_err();
+    let client = cluster::client(&target(None)).await.unwrap();
+    let err = cluster::discover(&client, &Filter::default()).await.unwrap_err();
     assert!(
-        kubeapi::chain(&err).contains("failed to list"),
+        cluster::chain(&err).contains("failed to list"),
         "{}",
-        kubeapi::chain(&err)
+        cluster::chain(&err)
     );
-    let missing = match kubeapi::client(&target(Some("nope"))).await {
+    let missing = match cluster::client(&target(Some("nope"))).await {
         Ok(_) => panic!("an unknown context was accepted"),
         Err(e) => e.to_string(),
     };

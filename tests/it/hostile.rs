@@ -12,8 +12,8 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use rightsizer::collect::Error;
+use rightsizer::collect::cluster::{self as cluster, KubeTarget, ListLimits};
 use rightsizer::collect::filter::Filter;
-use rightsizer::collect::kube::{self as kubeapi, KubeTarget, ListLimits};
 use rightsizer::collect::prometheus::{PromClient, PromConfig};
 use rightsizer::emit::escape::visible;
 use rightsizer::model::WorkloadKind;
@@ -492,7 +492,7 @@ async fn kube_client(api: &FakeApi, dir: &Path) -> kube::Client {
         kubeconfig: Some(api.write_kubeconfig(dir)),
         context: None,
     };
-    kubeapi::client(&target).await.unwrap()
+    cluster::client(&target).await.unwrap()
 }
 
 fn fast_limits() -> ListLimits {
@@ -513,13 +513,13 @@ async fn kubernetes_lists_are_bounded_and_retried() {
 
     // A single 500 is retried: the run goes on.
     api.fail_next("/api/v1/pods", 500, 1);
-    let found = kubeapi::discover(&client, &filter).await.expect("one 500 is retried");
+    let found = cluster::discover(&client, &filter).await.expect("one 500 is retried");
     assert!(!found.workloads.is_empty());
 
     // A continue token that leads back to the start: an error, not an endless loop.
     api.set_endless_continue(true);
     let start = Instant::now();
-    let err = tokio::time::timeout(Duration::from_secs(30), kubeapi::discover(&client, &filter))
+    let err = tokio::time::timeout(Duration::from_secs(30), cluster::discover(&client, &filter))
         .await
         .expect("an endless list must end")
         .unwrap_err();
@@ -534,13 +534,13 @@ async fn kubernetes_lists_are_bounded_and_retried() {
     let start = Instant::now();
     let err = tokio::time::timeout(
         Duration::from_secs(30),
-        kubeapi::discover_with(&client, &filter, &fast_limits()),
+        cluster::discover_with(&client, &filter, &fast_limits()),
     )
     .await
     .expect("a persistent 429 must end")
     .unwrap_err();
     eprintln!("persistent 429 (Retry-After 3600): failed after {:?}", start.elapsed());
-    assert!(kubeapi::status_code(&err) == Some(429), "{err}");
+    assert!(cluster::status_code(&err) == Some(429), "{err}");
     let tries = api
         .requests()
         .iter()

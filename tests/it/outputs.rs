@@ -492,7 +492,7 @@ async fn outputs_annotate_and_apply_write_through_the_api() {
 
 /// Every request the fake API server recorded is allowed by the read ClusterRole
 /// (`API_CALLS`) or by the opt-in role for `what` (`extra`).
-fn assert_allowed(api: &FakeApi, extra: &[rightsizer::collect::kube::ApiCall], what: &str) {
+fn assert_allowed(api: &FakeApi, extra: &[rightsizer::collect::cluster::ApiCall], what: &str) {
     let allowed: Vec<_> = rightsizer::rbac::API_CALLS
         .iter()
         .chain(extra)

@@ -1,5 +1,5 @@
 //! An in-process fake Kubernetes API server for the integration tests: the input side of the
-//! pipeline (`collect/kube.rs`, `collect/metrics_api.rs`) and the patch writers in `emit/` talk
+//! pipeline (`collect/cluster.rs`, `collect/metrics_api.rs`) and the patch writers in `emit/` talk
 //! to it through a real `kube::Client` built from a generated kubeconfig, the same code path
 //! as against a cluster.
 //!
