@@ -10,7 +10,6 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::ConfigMap;
 use rightsizer::rbac::API_CALLS;
 use rightsizer::rbac::{ANNOTATE_CALLS, REPORT_CALLS};
 use serde_json::Value;
@@ -113,15 +112,7 @@ async fn setup() -> Setup {
     let prom = Prometheus::start(Some(tsdb), std::slice::from_ref(&gateway.address));
     let api = FakeApi::start().await;
     api.load(cluster);
-    // Registers the ConfigMap kind with the fake server (a fresh namespace has one, too).
-    api.insert(ConfigMap {
-        metadata: kube::api::ObjectMeta {
-            name: Some("kube-root-ca.crt".into()),
-            namespace: Some("rightsizer".into()),
-            ..Default::default()
-        },
-        ..Default::default()
-    });
+    api.insert_root_ca("rightsizer");
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = api.write_kubeconfig(dir.path());
     let config = dir.path().join("config.yaml");

@@ -7,7 +7,6 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use k8s_openapi::api::core::v1::ConfigMap;
 use serde_json::Value;
 
 use crate::support::fake_api::FakeApi;
@@ -48,14 +47,7 @@ async fn one_run(sub: &str, prom: &str, config: &str, flags: &[&str], vpa: bool)
     if vpa {
         api.insert_vpa("shop", "web-vpa", "web", "Auto");
     }
-    api.insert(ConfigMap {
-        metadata: kube::api::ObjectMeta {
-            name: Some("kube-root-ca.crt".into()),
-            namespace: Some("rightsizer".into()),
-            ..Default::default()
-        },
-        ..Default::default()
-    });
+    api.insert_root_ca("rightsizer");
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = api.write_kubeconfig(dir.path());
     let out = dir.path().join("out");

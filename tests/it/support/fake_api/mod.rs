@@ -439,6 +439,19 @@ current-context: fake
 
     /// Stores an `autoscaling.k8s.io/v1` VerticalPodAutoscaler named `name` that targets the
     /// Deployment `target` in `namespace` with `updateMode: mode`.
+    /// The `kube-root-ca.crt` ConfigMap every namespace has: registers the ConfigMap kind
+    /// with the server, so a ConfigMap can be applied in `namespace`.
+    pub fn insert_root_ca(&self, namespace: &str) {
+        self.insert(k8s_openapi::api::core::v1::ConfigMap {
+            metadata: kube::api::ObjectMeta {
+                name: Some("kube-root-ca.crt".into()),
+                namespace: Some(namespace.into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        });
+    }
+
     pub fn insert_vpa(&self, namespace: &str, name: &str, target: &str, mode: &str) {
         let vpa = json!({"metadata": {"name": name, "namespace": namespace},
             "spec": {"targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": target},
