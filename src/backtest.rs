@@ -12,14 +12,12 @@
 mod render;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 
-use clap::{Args, ValueEnum};
 use serde::Serialize;
 
 use crate::Error;
-use crate::cli::{ConfigArgs, InputArgs, PolicyArgs};
+use crate::cli::{BacktestArgs, BacktestFormat};
 use crate::collect::history::{self, Owners, Window};
 use crate::collect::prometheus::{PromClient, RangeSeries};
 use crate::emit::progress::Progress;
@@ -27,38 +25,6 @@ use crate::model::ContainerKey;
 use crate::recommend;
 use crate::recommend::backtest::{ContainerHistory, Evaluation, PodSeries, evaluate};
 use crate::settings::{Input, RunSettings, parse_duration};
-
-/// `rightsizer backtest`: the input flags of `recommend` (the window is the training
-/// history, ending `--holdout` before `--end`), plus the held-out window and the report.
-#[derive(Debug, Args)]
-pub struct BacktestArgs {
-    #[command(flatten)]
-    pub config: ConfigArgs,
-    #[command(flatten)]
-    pub input: InputArgs,
-    #[command(flatten)]
-    pub policy: PolicyArgs,
-    /// Held-out window at the end: recommend as of `end - holdout` from the `--history`
-    /// before it, then score every method on this window. 7 days holds a weekly cycle.
-    #[arg(long, default_value = "7d", env = "RIGHTSIZER_HOLDOUT")]
-    pub holdout: String,
-    /// Report format.
-    #[arg(long, short = 'f', value_enum, default_value_t = BacktestFormat::Table, env = "RIGHTSIZER_FORMAT")]
-    pub format: BacktestFormat,
-    /// Write the report to this file (atomically) instead of stdout.
-    #[arg(long, short = 'o', value_name = "FILE", env = "RIGHTSIZER_OUTPUT")]
-    pub output: Option<PathBuf>,
-    /// No progress line on stderr (it is only drawn when stderr is a terminal).
-    #[arg(long, env = "RIGHTSIZER_NO_PROGRESS")]
-    pub no_progress: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum BacktestFormat {
-    Table,
-    Json,
-    Markdown,
-}
 
 /// The backtest's result: the windows, what data there was, and the evaluation.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -39,7 +39,7 @@ pub enum Command {
     /// Capture discovery and usage into an offline snapshot file.
     Snapshot(SnapshotArgs),
     /// Score the recommendations on held-out history, beside today's values, KRR and the VPA.
-    Backtest(crate::backtest::BacktestArgs),
+    Backtest(BacktestArgs),
     /// The same run as `recommend`, for the cluster: once (a CronJob) or on a cron schedule
     /// (`--schedule`), finishing or abandoning a run cleanly on SIGTERM.
     Agent(AgentArgs),
@@ -394,4 +394,36 @@ pub struct OutputArgs {
     /// error).
     #[arg(long, env = "RIGHTSIZER_CHECK", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub check: Option<bool>,
+}
+
+/// `rightsizer backtest`: the input flags of `recommend` (the window is the training
+/// history, ending `--holdout` before `--end`), plus the held-out window and the report.
+#[derive(Debug, Args)]
+pub struct BacktestArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    #[command(flatten)]
+    pub input: InputArgs,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    /// Held-out window at the end: recommend as of `end - holdout` from the `--history`
+    /// before it, then score every method on this window. 7 days holds a weekly cycle.
+    #[arg(long, default_value = "7d", env = "RIGHTSIZER_HOLDOUT")]
+    pub holdout: String,
+    /// Report format.
+    #[arg(long, short = 'f', value_enum, default_value_t = BacktestFormat::Table, env = "RIGHTSIZER_FORMAT")]
+    pub format: BacktestFormat,
+    /// Write the report to this file (atomically) instead of stdout.
+    #[arg(long, short = 'o', value_name = "FILE", env = "RIGHTSIZER_OUTPUT")]
+    pub output: Option<PathBuf>,
+    /// No progress line on stderr (it is only drawn when stderr is a terminal).
+    #[arg(long, env = "RIGHTSIZER_NO_PROGRESS")]
+    pub no_progress: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BacktestFormat {
+    Table,
+    Json,
+    Markdown,
 }

@@ -210,7 +210,7 @@ impl RunSettings {
         RunSettings::build(&args.run.config, overrides, Purpose::Agent)
     }
 
-    pub fn backtest(args: &crate::backtest::BacktestArgs, sources: &Sources) -> Result<RunSettings, Error> {
+    pub fn backtest(args: &crate::cli::BacktestArgs, sources: &Sources) -> Result<RunSettings, Error> {
         let mut overrides = input_overrides(&args.input, sources)?;
         overrides.extend(flags::policy(&args.policy, sources));
         overrides.extend(flags::set(&args.config)?);
