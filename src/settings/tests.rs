@@ -210,3 +210,28 @@ fn writes_through_the_api_need_the_api() {
         assert!(e.contains("writes through the kubernetes api"), "{flag}: {e}");
     }
 }
+
+#[test]
+fn the_policy_is_validated_at_start_for_every_subcommand() {
+    let file = config_file("prometheus:\n  url: http://prom:9090\npolicy:\n  defaults:\n    memoryBuffer: -0.9\n");
+    let path = file.path().to_str().unwrap();
+    for sub in ["recommend", "agent", "backtest"] {
+        let e = err(RunSettings::from_argv(["rightsizer", sub, "--config", path]));
+        assert!(
+            e.contains("policy.defaults.memoryBuffer") && e.contains("(from config file"),
+            "{sub}: {e}"
+        );
+        let e = err(RunSettings::from_argv([
+            "rightsizer",
+            sub,
+            "--prometheus-url",
+            "http://prom:9090",
+            "--set",
+            "policy.defaults.cpuPercentile=95",
+        ]));
+        assert!(
+            e.contains("policy.defaults.cpuPercentile") && e.contains("(from --set"),
+            "{sub}: {e}"
+        );
+    }
+}
