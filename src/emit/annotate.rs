@@ -173,8 +173,16 @@ pub async fn annotate(client: &kube::Client, workloads: &[Annotation], now: Time
             report.skipped.push(key);
             continue;
         };
-        let span = tracing::info_span!("annotate", workload = %key);
-        match annotate_one(client, w, &ar, &updated_at).instrument(span).await {
+        // One span per workload, its key as a field (STYLE.md "Observability").
+        let span = tracing::info_span!("workload", key = %key);
+        let one = async {
+            let r = annotate_one(client, w, &ar, &updated_at).await;
+            if let Ok(true) = r {
+                tracing::info!("annotations written");
+            }
+            r
+        };
+        match one.instrument(span).await {
             Ok(true) => report.annotated.push(key),
             Ok(false) => report.unchanged.push(key),
             Err(e) => {

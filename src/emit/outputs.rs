@@ -255,7 +255,7 @@ pub async fn emit(run: Emit<'_>, outputs: &Outputs, progress: &Progress) -> RunO
         let _span = tracing::info_span!("workload", key = %w.key).entered();
         match &w.skip {
             Some(skip) => tracing::debug!(reason = ?skip, "skipped"),
-            None if w.changed() => tracing::info!(monthly_savings = w.monthly_savings, "change recommended"),
+            None if w.changed() => tracing::debug!(monthly_savings = w.monthly_savings, "change recommended"),
             None => tracing::debug!("no change"),
         }
     }
