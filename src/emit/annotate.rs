@@ -226,10 +226,12 @@ async fn annotate_one(
         field_manager: Some(FIELD_MANAGER.into()),
         ..PatchParams::default()
     };
-    let mut result = api.patch(&key.name, &params, &Patch::Merge(&body)).await;
+    let merge = Patch::Merge(&body);
+    let patch = || super::retry::with_retries("annotate", || api.patch(&key.name, &params, &merge));
+    let mut result = patch().await;
     if matches!(&result, Err(e) if is_conflict(e)) {
         tracing::debug!("conflict, retrying once");
-        result = api.patch(&key.name, &params, &Patch::Merge(&body)).await;
+        result = patch().await;
     }
     result.map(|_| true).map_err(|e| api_error(e, "patch", ar, key))
 }

@@ -185,16 +185,18 @@ async fn apply_one(client: &kube::Client, change: &WorkloadChange, ar: &ApiResou
         && let Some(body) = strategic_patch(change)
     {
         let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &key.namespace, ar);
-        api.patch(&key.name, &params(), &Patch::Strategic(&body))
+        let (params, strategic) = (params(), Patch::Strategic(&body));
+        super::retry::with_retries("apply", || api.patch(&key.name, &params, &strategic))
             .await
             .map_err(|e| api_error(e, "patch", ar, key))?;
     }
     if let Some((name, ops)) = hpa {
-        let patch = serde_json::from_value(Value::Array(ops)).map_err(|e| Error::Apply {
+        let patch = Patch::Json::<()>(serde_json::from_value(Value::Array(ops)).map_err(|e| Error::Apply {
             object: format!("HPA {}/{name}", key.namespace),
             reason: e.to_string(),
-        })?;
-        hpas.patch(name, &params(), &Patch::Json::<()>(patch))
+        })?);
+        let params = params();
+        super::retry::with_retries("apply hpa", || hpas.patch(name, &params, &patch))
             .await
             .map_err(|e| api_error(e, "patch", &hpa_ar, key))?;
     }

@@ -53,7 +53,8 @@ pub async fn write(
     };
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
     let params = PatchParams::apply(FIELD_MANAGER).force();
-    match api.patch(name, &params, &Patch::Apply(&cm)).await {
+    let apply = Patch::Apply(&cm);
+    match super::retry::with_retries("report configmap", || api.patch(name, &params, &apply)).await {
         Ok(_) => {
             tracing::info!(namespace = ns, name, "report configmap written");
             Ok(())

@@ -19,6 +19,7 @@ pub mod outputs;
 pub mod patches;
 pub mod progress;
 pub mod push;
+pub mod retry;
 pub mod table;
 
 use std::collections::BTreeMap;

@@ -21,7 +21,8 @@ use crate::slice::rightsizer;
 use crate::support::fake_api::FakeApi;
 use crate::support::servers::{DEMO_DAYS, DEMO_END, Prometheus, demo_history};
 
-async fn client(api: &FakeApi) -> (kube::Client, tempfile::TempDir) {
+/// The client as the product builds it (`collect::cluster::client`: kube's own retry layer off).
+pub(crate) async fn client(api: &FakeApi) -> (kube::Client, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let target = KubeTarget {
         kubeconfig: Some(api.write_kubeconfig(dir.path())),

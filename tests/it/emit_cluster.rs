@@ -91,6 +91,44 @@ async fn emit_cluster_annotations_are_merge_patches_on_metadata_only() {
 }
 
 #[tokio::test]
+async fn emit_cluster_transient_write_failures_are_retried_a_bounded_number_of_times() {
+    let api = FakeApi::start().await;
+    api.insert(deployment());
+    api.insert(cron_job());
+    // A 429 twice (priority and fairness), then the write goes through; a 503 that never
+    // ends fails that workload after the bounded attempts, and the others still run.
+    api.fail_next("/apis/apps/v1/namespaces/shop/deployments/web", 429, 2);
+    api.fail_next("/apis/batch/v1/namespaces/shop/cronjobs/report", 503, 100);
+    // The product's client: kube's own retry layer is off there, so only ours retries.
+    let (client, _dir) = crate::discover::client(&api).await;
+    let started = std::time::Instant::now();
+    let report = annotate(&client, &annotations(Some(BTreeMap::new())), now()).await;
+    assert!(
+        report
+            .annotated
+            .contains(&WorkloadKey::new("shop", WorkloadKind::Deployment, "web")),
+        "{report:?}"
+    );
+    let failed: Vec<String> = report.failed.iter().map(|(k, _)| k.to_string()).collect();
+    assert!(failed.contains(&"shop/CronJob/report".to_string()), "{failed:?}");
+    let cron_requests = api
+        .requests()
+        .iter()
+        .filter(|r| r.path.contains("cronjobs/report"))
+        .count();
+    assert_eq!(
+        cron_requests,
+        rightsizer::emit::retry::ATTEMPTS as usize,
+        "bounded attempts"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
 async fn emit_cluster_one_failed_workload_never_stops_the_others() {
     let api = FakeApi::start().await;
     api.insert(deployment());
