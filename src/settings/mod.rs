@@ -14,7 +14,7 @@ use std::time::Duration;
 use url::Url;
 
 use crate::Error;
-use crate::cli::{AgentArgs, ConfigArgs, InputArgs, RecommendArgs, RunArgs, SnapshotArgs};
+use crate::cli::{AgentArgs, ConfigArgs, RecommendArgs, RunArgs, SnapshotArgs};
 use crate::collect::cluster::{KubeTarget, ListLimits};
 use crate::collect::filter::Filter;
 use crate::collect::prometheus::PromConfig;
@@ -203,7 +203,7 @@ impl RunSettings {
                 Override {
                     path: "schedule".into(),
                     value: schedule.clone().into(),
-                    from: sources_from(sources, "schedule"),
+                    from: sources.origin("schedule"),
                 },
             );
         }
@@ -211,14 +211,14 @@ impl RunSettings {
     }
 
     pub fn backtest(args: &crate::cli::BacktestArgs, sources: &Sources) -> Result<RunSettings, Error> {
-        let mut overrides = input_overrides(&args.input, sources)?;
+        let mut overrides = flags::input(&args.input, sources)?;
         overrides.extend(flags::policy(&args.policy, sources));
         overrides.extend(flags::set(&args.config)?);
         RunSettings::build(&args.config, overrides, Purpose::Backtest)
     }
 
     pub fn snapshot(args: &SnapshotArgs, sources: &Sources) -> Result<RunSettings, Error> {
-        let mut overrides = input_overrides(&args.input, sources)?;
+        let mut overrides = flags::input(&args.input, sources)?;
         overrides.extend(flags::set(&args.config)?);
         RunSettings::build(&args.config, overrides, Purpose::Snapshot)
     }
@@ -303,14 +303,6 @@ fn validated_policy(c: &Config, o: &Origins) -> Result<Policy, Error> {
         )));
     }
     Ok(c.policy.clone())
-}
-
-fn sources_from(sources: &Sources, id: &str) -> String {
-    sources.origin(id)
-}
-
-fn input_overrides(args: &InputArgs, sources: &Sources) -> Result<Vec<Override>, Error> {
-    flags::input(args, sources)
 }
 
 /// Environment and flags, then `--set`.
@@ -414,21 +406,13 @@ fn prometheus(c: &Config, o: &Origins, raw: &str) -> Result<(PromConfig, Option<
     }
     // Credentials in the URL become basic auth, and the URL that reaches reports, logs and
     // errors carries none.
-    let url_auth = (!url.username().is_empty() || url.password().is_some()).then(|| {
-        let user = percent_decode(url.username());
-        let password = url.password().map(percent_decode).unwrap_or_default();
-        (user, password)
-    });
-    if url_auth.is_some() {
-        let _ = url.set_username("");
-        let _ = url.set_password(None);
-        if p.user.is_some() || p.token.is_some() || p.token_file.is_some() {
-            return Err(o.bad(
-                "prometheus.url",
-                &shown,
-                "it carries credentials and prometheus.user/token/tokenFile is set too: give one",
-            ));
-        }
+    let url_auth = take_credentials(&mut url);
+    if url_auth.is_some() && (p.user.is_some() || p.token.is_some() || p.token_file.is_some()) {
+        return Err(o.bad(
+            "prometheus.url",
+            &shown,
+            "it carries credentials and prometheus.user/token/tokenFile is set too: give one",
+        ));
     }
     let mut cfg = PromConfig::new(url);
     if p.token.is_some() && p.token_file.is_some() {
@@ -536,11 +520,17 @@ fn prometheus(c: &Config, o: &Origins, raw: &str) -> Result<(PromConfig, Option<
     Ok((cfg, p.token_file.clone()))
 }
 
-fn percent_decode(s: &str) -> String {
-    url::form_urlencoded::parse(format!("x={s}").as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_else(|| s.to_string())
+/// Removes the user and password from `url` and returns them, percent-decoded (RFC 3986
+/// userinfo: a `+` stays a `+`), for basic auth.
+fn take_credentials(url: &mut Url) -> Option<(String, String)> {
+    if url.username().is_empty() && url.password().is_none() {
+        return None;
+    }
+    let decode = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
+    let credentials = (decode(url.username()), url.password().map(decode).unwrap_or_default());
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    Some(credentials)
 }
 
 fn window(c: &Config, o: &Origins) -> Result<WindowSpec, Error> {
@@ -693,13 +683,7 @@ fn outputs(c: &Config, o: &Origins, input: &Input) -> Result<Outputs, Error> {
             let grouping: Vec<(String, String)> = p.grouping.clone().into_iter().collect();
             let shown = file::redact_url(&p.url);
             let mut url = Url::parse(&p.url).map_err(|e| o.bad("outputs.push.url", &shown, e))?;
-            let auth = (!url.username().is_empty() || url.password().is_some()).then(|| {
-                let user = percent_decode(url.username());
-                let password = url.password().map(percent_decode).unwrap_or_default();
-                (user, password)
-            });
-            let _ = url.set_username("");
-            let _ = url.set_password(None);
+            let auth = take_credentials(&mut url);
             let target = PushTarget {
                 url: url.to_string().trim_end_matches('/').to_string(),
                 job: p.job.clone(),

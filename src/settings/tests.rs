@@ -184,10 +184,14 @@ fn an_oversized_or_endless_config_file_is_refused() {
 
 #[test]
 fn credentials_in_urls_become_basic_auth_and_leave_the_url() {
-    let s = recommend(&["--prometheus-url", "https://alice:s3cr%40t@prom.example:9090/api"]).unwrap();
+    let s = recommend(&["--prometheus-url", "https://alice:s3cr%40t+x@prom.example:9090/api"]).unwrap();
     let prom = s.input.prometheus().unwrap().unwrap();
     assert_eq!(prom.url.as_str(), "https://prom.example:9090/api");
-    assert_eq!(prom.basic_auth, Some(("alice".into(), "s3cr@t".into())));
+    assert_eq!(
+        prom.basic_auth,
+        Some(("alice".into(), "s3cr@t+x".into())),
+        "a + stays a +"
+    );
     assert!(!s.redacted.contains("s3cr"), "{}", s.redacted);
     let s = live(&["--push-metrics", "http://bob:hunter2@gw:9091"]).unwrap();
     let push = s.outputs.push.unwrap();
