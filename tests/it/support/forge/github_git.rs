@@ -305,3 +305,102 @@ pub(super) fn branch(state: &State, name: &str, doc: &str) -> Reply {
         }),
     )
 }
+
+/// The `commit` schema of the commits API (`GET /repos/{o}/{r}/commits`, compare).
+fn listed_commit(state: &State, sha: &str) -> Value {
+    let git = commit_json(state, sha);
+    let api = api(state);
+    let html = format!("{}/{}", state.base_url(), state.full_name());
+    json!({
+        "sha": sha,
+        "node_id": git["node_id"],
+        "commit": {
+            "author": git["author"], "committer": git["committer"], "message": git["message"],
+            "tree": git["tree"], "url": git["url"], "comment_count": 0, "verification": git["verification"],
+        },
+        "url": format!("{api}/commits/{sha}"),
+        "html_url": format!("{html}/commit/{sha}"),
+        "comments_url": format!("{api}/commits/{sha}/comments"),
+        // The GitHub accounts behind the git identities are not modelled.
+        "author": null,
+        "committer": null,
+        "parents": git["parents"],
+    })
+}
+
+/// `GET /repos/{o}/{r}/commits?sha=&per_page=&page=` ("List commits"): newest first, 30 a
+/// page, `Link`; 404 "No commit found for SHA: ..." for an unknown ref.
+pub(super) fn list_commits(state: &State, request: &super::server::Req, doc: &str) -> Reply {
+    let reference = request.param("sha").unwrap_or(&state.repo.default_branch).to_string();
+    let Some(head) = state.repo.resolve(&reference) else {
+        return error(404, &format!("No commit found for SHA: {reference}"), doc);
+    };
+    let history: Vec<String> = state.repo.history(&head).into_iter().map(|c| c.sha).collect();
+    let (per_page, page) = state.page_params(request, 30);
+    let (items, last) = super::server::page_of(&history, per_page, page);
+    let body: Vec<Value> = items.iter().map(|sha| listed_commit(state, sha)).collect();
+    let reply = Reply::json(200, Value::Array(body));
+    match state.link_header(request, per_page, page, last) {
+        Some(link) => reply.header("link", link),
+        None => reply,
+    }
+}
+
+/// `GET /repos/{o}/{r}/compare/{base}...{head}` ("Compare two commits"): status, ahead_by,
+/// behind_by, the commits on head not on base (oldest first), and the changed files.
+pub(super) fn compare(state: &State, basehead: &str, doc: &str) -> Reply {
+    let Some((base, head)) = basehead.split_once("...") else {
+        return not_found(doc);
+    };
+    let (Some(base_sha), Some(head_sha)) = (state.repo.resolve(base), state.repo.resolve(head)) else {
+        return not_found(doc);
+    };
+    let on_base: std::collections::HashSet<String> = state.repo.history(&base_sha).into_iter().map(|c| c.sha).collect();
+    let on_head: std::collections::HashSet<String> = state.repo.history(&head_sha).into_iter().map(|c| c.sha).collect();
+    let mut ahead: Vec<String> = state
+        .repo
+        .history(&head_sha)
+        .into_iter()
+        .map(|c| c.sha)
+        .filter(|s| !on_base.contains(s))
+        .collect();
+    ahead.reverse();
+    let behind = on_base.iter().filter(|s| !on_head.contains(*s)).count();
+    let status = match (ahead.len(), behind) {
+        (0, 0) => "identical",
+        (_, 0) => "ahead",
+        (0, _) => "behind",
+        _ => "diverged",
+    };
+    let (old, new) = (state.repo.files_at(&base_sha), state.repo.files_at(&head_sha));
+    let mut changed = Vec::new();
+    for path in old.keys().chain(new.keys()).collect::<std::collections::BTreeSet<_>>() {
+        let status = match (old.get(path), new.get(path)) {
+            (None, Some(_)) => "added",
+            (Some(_), None) => "removed",
+            (Some(a), Some(b)) if a != b => "modified",
+            _ => continue,
+        };
+        changed.push(json!({"filename": path, "status": status}));
+    }
+    let merge_base = state
+        .repo
+        .history(&head_sha)
+        .into_iter()
+        .find(|c| on_base.contains(&c.sha))
+        .map(|c| listed_commit(state, &c.sha));
+    Reply::json(
+        200,
+        json!({
+            "url": format!("{}/compare/{basehead}", api(state)),
+            "status": status,
+            "ahead_by": ahead.len(),
+            "behind_by": behind,
+            "total_commits": ahead.len(),
+            "base_commit": listed_commit(state, &base_sha),
+            "merge_base_commit": merge_base,
+            "commits": ahead.iter().map(|sha| listed_commit(state, sha)).collect::<Vec<_>>(),
+            "files": changed,
+        }),
+    )
+}

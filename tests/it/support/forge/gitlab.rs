@@ -146,6 +146,7 @@ fn authenticated(state: &mut State, request: &Req) -> Reply {
             None => message(404, "404 Commit Not Found"),
         },
         ("POST", ["repository", "commits"]) => create_commit(state, &body),
+        ("GET", ["repository", "commits"]) => list_commits(state, request),
         ("GET", ["repository", "archive.tar.gz"]) | ("GET", ["repository", "archive"]) => archive(state, request),
         ("GET", ["merge_requests"]) => gitlab_mr::list(state, request),
         ("POST", ["merge_requests"]) => gitlab_mr::create(state, &body),
@@ -163,6 +164,7 @@ fn route(method: &Method, rest: &[&str]) -> bool {
             | ("GET", ["repository", "branches", _, ..])
             | ("GET", ["repository", "commits", _])
             | ("POST", ["repository", "commits"])
+            | ("GET", ["repository", "commits"])
             | ("GET", ["repository", "archive.tar.gz"])
             | ("GET", ["repository", "archive"])
             | ("GET", ["merge_requests"])
@@ -292,6 +294,32 @@ fn archive(state: &State, request: &Req) -> Reply {
     Reply::bytes(200, "application/octet-stream", bytes).header(
         "Content-Disposition",
         format!("attachment; filename=\"{prefix}.tar.gz\""),
+    )
+}
+
+/// `GET /projects/:id/repository/commits?ref_name=&page=&per_page=` ("Commits API": list
+/// repository commits): newest first, 20 a page, GitLab's pagination headers; an unknown
+/// ref lists nothing.
+fn list_commits(state: &State, request: &Req) -> Reply {
+    let reference = request
+        .param("ref_name")
+        .unwrap_or(&state.repo.default_branch)
+        .to_string();
+    let history: Vec<String> = state
+        .repo
+        .resolve(&reference)
+        .map(|head| state.repo.history(&head).into_iter().map(|c| c.sha).collect())
+        .unwrap_or_default();
+    let (per_page, page) = state.page_params(request, 20);
+    let (items, last) = super::server::page_of(&history, per_page, page);
+    let body: Vec<Value> = items.iter().map(|sha| commit_json(state, sha, None)).collect();
+    state.gitlab_pages(
+        Reply::json(200, Value::Array(body)),
+        request,
+        per_page,
+        page,
+        last,
+        history.len(),
     )
 }
 

@@ -244,6 +244,55 @@ impl State {
     }
 }
 
+impl State {
+    /// GitLab's pagination headers ("REST API": pagination): `x-page`, `x-per-page`,
+    /// `x-next-page` and `x-prev-page` (empty when none), `x-total`, `x-total-pages`, and a
+    /// `Link` with prev/next when they exist and first/last always.
+    pub(super) fn gitlab_pages(
+        &self,
+        reply: Reply,
+        request: &Req,
+        per_page: usize,
+        page: usize,
+        last: usize,
+        total: usize,
+    ) -> Reply {
+        let next = if page < last {
+            (page + 1).to_string()
+        } else {
+            String::new()
+        };
+        let prev = if page > 1 {
+            (page - 1).to_string()
+        } else {
+            String::new()
+        };
+        let mut links = Vec::new();
+        if page > 1 {
+            links.push(format!(
+                "<{}>; rel=\"prev\"",
+                self.page_url(request, per_page, page - 1)
+            ));
+        }
+        if page < last {
+            links.push(format!(
+                "<{}>; rel=\"next\"",
+                self.page_url(request, per_page, page + 1)
+            ));
+        }
+        links.push(format!("<{}>; rel=\"first\"", self.page_url(request, per_page, 1)));
+        links.push(format!("<{}>; rel=\"last\"", self.page_url(request, per_page, last)));
+        reply
+            .header("x-page", page.to_string())
+            .header("x-per-page", per_page.to_string())
+            .header("x-next-page", next)
+            .header("x-prev-page", prev)
+            .header("x-total", total.to_string())
+            .header("x-total-pages", last.to_string())
+            .header("Link", links.join(", "))
+    }
+}
+
 /// One page of `items`: the slice and the number of the last page (at least 1).
 pub(super) fn page_of<T: Clone>(items: &[T], per_page: usize, page: usize) -> (Vec<T>, usize) {
     let last = items.len().div_ceil(per_page).max(1);
