@@ -190,6 +190,44 @@ async fn gitlab_archive_commit_and_merge_request() {
     assert_eq!(status, 400, "an update with no parameter is refused");
 }
 
+/// Branch create and delete. Docs: api/branches (create repository branch, delete repository
+/// branch); the default branch cannot be deleted.
+#[tokio::test]
+async fn gitlab_branch_create_and_delete() {
+    let forge = seeded().await;
+    let gl = Gl::new(&forge);
+    let (status, branch) = gl
+        .send(
+            reqwest::Method::POST,
+            "/repository/branches?branch=bot&ref=main",
+            json!({}),
+        )
+        .await;
+    assert_eq!((status, branch["name"].as_str()), (201, Some("bot")));
+    assert_eq!(forge.branch_head("bot"), forge.branch_head("main"));
+    let (status, body) = gl
+        .send(
+            reqwest::Method::POST,
+            "/repository/branches?branch=bot&ref=main",
+            json!({}),
+        )
+        .await;
+    assert_eq!((status, body), (400, json!({"message": "Branch already exists"})));
+    let (status, _) = gl
+        .send(reqwest::Method::DELETE, "/repository/branches/bot", json!({}))
+        .await;
+    assert_eq!(status, 204);
+    assert_eq!(forge.branch_head("bot"), None);
+    let (status, body) = gl
+        .send(reqwest::Method::DELETE, "/repository/branches/bot", json!({}))
+        .await;
+    assert_eq!((status, body), (404, json!({"message": "404 Branch Not Found"})));
+    let (status, body) = gl
+        .send(reqwest::Method::DELETE, "/repository/branches/main", json!({}))
+        .await;
+    assert_eq!((status, body), (405, json!({"message": "Cannot remove HEAD branch"})));
+}
+
 /// Commit action errors. Docs: api/commits (create a commit with multiple files and actions);
 /// messages from `Commits::CreateService` / `Files::MultiService` in gitlab-org/gitlab.
 #[tokio::test]

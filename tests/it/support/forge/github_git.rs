@@ -104,9 +104,14 @@ pub(super) fn update_ref(state: &mut State, branch: &str, body: &Value, doc: &st
 }
 
 /// `DELETE /repos/{o}/{r}/git/refs/heads/{branch}`: 204; 422 "Reference does not exist".
+/// As on GitHub, deleting the head branch of an open pull request closes it.
 pub(super) fn delete_ref(state: &mut State, branch: &str, doc: &str) -> Reply {
     if state.repo.branches.remove(branch).is_none() {
         return error(422, "Reference does not exist", doc);
+    }
+    for pull in state.pulls.iter_mut().filter(|p| p.head == branch && p.state == "open") {
+        pull.state = "closed".into();
+        pull.updated = now();
     }
     Reply::empty(204)
 }
@@ -346,6 +351,37 @@ pub(super) fn list_commits(state: &State, request: &super::server::Req, doc: &st
     }
 }
 
+/// `GET /repos/{o}/{r}/commits/{ref}` ("Get a commit"): the commit a branch or sha names,
+/// with its `files` against the first parent; 422 "No commit found for SHA: ..." otherwise.
+pub(super) fn get_commit_ref(state: &State, reference: &str, doc: &str) -> Reply {
+    let Some(sha) = state.repo.resolve(reference) else {
+        return error(422, &format!("No commit found for SHA: {reference}"), doc);
+    };
+    let mut value = listed_commit(state, &sha);
+    let parent = state.repo.commit(&sha).and_then(|c| c.parents.first().cloned());
+    let old = parent.map(|p| state.repo.files_at(&p)).unwrap_or_default();
+    value["files"] = Value::Array(changed_files(&old, &state.repo.files_at(&sha)));
+    Reply::json(200, value)
+}
+
+/// The `diff-entry` list between two file sets: filename and added/removed/modified.
+fn changed_files(
+    old: &std::collections::BTreeMap<String, Vec<u8>>,
+    new: &std::collections::BTreeMap<String, Vec<u8>>,
+) -> Vec<Value> {
+    let mut changed = Vec::new();
+    for path in old.keys().chain(new.keys()).collect::<std::collections::BTreeSet<_>>() {
+        let status = match (old.get(path), new.get(path)) {
+            (None, Some(_)) => "added",
+            (Some(_), None) => "removed",
+            (Some(a), Some(b)) if a != b => "modified",
+            _ => continue,
+        };
+        changed.push(json!({"filename": path, "status": status}));
+    }
+    changed
+}
+
 /// `GET /repos/{o}/{r}/compare/{base}...{head}` ("Compare two commits"): status, ahead_by,
 /// behind_by, the commits on head not on base (oldest first), and the changed files.
 pub(super) fn compare(state: &State, basehead: &str, doc: &str) -> Reply {
@@ -372,17 +408,7 @@ pub(super) fn compare(state: &State, basehead: &str, doc: &str) -> Reply {
         (0, _) => "behind",
         _ => "diverged",
     };
-    let (old, new) = (state.repo.files_at(&base_sha), state.repo.files_at(&head_sha));
-    let mut changed = Vec::new();
-    for path in old.keys().chain(new.keys()).collect::<std::collections::BTreeSet<_>>() {
-        let status = match (old.get(path), new.get(path)) {
-            (None, Some(_)) => "added",
-            (Some(_), None) => "removed",
-            (Some(a), Some(b)) if a != b => "modified",
-            _ => continue,
-        };
-        changed.push(json!({"filename": path, "status": status}));
-    }
+    let changed = changed_files(&state.repo.files_at(&base_sha), &state.repo.files_at(&head_sha));
     let merge_base = state
         .repo
         .history(&head_sha)

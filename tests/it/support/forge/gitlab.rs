@@ -141,6 +141,10 @@ fn authenticated(state: &mut State, request: &Req) -> Reply {
     match (m.as_str(), rest) {
         ("GET", []) => Reply::json(200, project_json(state)),
         ("GET", ["repository", "branches", branch @ ..]) if !branch.is_empty() => get_branch(state, &branch.join("/")),
+        ("POST", ["repository", "branches"]) => create_branch(state, request, &body),
+        ("DELETE", ["repository", "branches", branch @ ..]) if !branch.is_empty() => {
+            delete_branch(state, &branch.join("/"))
+        }
         ("GET", ["repository", "commits", sha]) => match state.repo.resolve(sha) {
             Some(sha) => Reply::json(200, commit_json(state, &sha, None)),
             None => message(404, "404 Commit Not Found"),
@@ -162,6 +166,8 @@ fn route(method: &Method, rest: &[&str]) -> bool {
         (method.as_str(), rest),
         ("GET", [])
             | ("GET", ["repository", "branches", _, ..])
+            | ("POST", ["repository", "branches"])
+            | ("DELETE", ["repository", "branches", _, ..])
             | ("GET", ["repository", "commits", _])
             | ("POST", ["repository", "commits"])
             | ("GET", ["repository", "commits"])
@@ -263,6 +269,48 @@ fn get_branch(state: &State, name: &str) -> Reply {
             "commit": commit_json(state, sha, None),
         }),
     )
+}
+
+/// `POST /projects/:id/repository/branches` (branch, ref; query or body) ("Branches API":
+/// create repository branch): 201; 400 "Branch already exists" / "Invalid reference name".
+fn create_branch(state: &mut State, request: &Req, body: &Value) -> Reply {
+    let param = |key: &str| {
+        request
+            .param(key)
+            .map(str::to_string)
+            .or_else(|| body[key].as_str().map(str::to_string))
+    };
+    let (Some(branch), Some(reference)) = (param("branch"), param("ref")) else {
+        let missing: Vec<String> = ["branch", "ref"]
+            .into_iter()
+            .filter(|k| param(k).is_none())
+            .map(|k| format!("{k} is missing"))
+            .collect();
+        return bad_params(&missing.join(", "));
+    };
+    if state.repo.branches.contains_key(&branch) {
+        return message(400, "Branch already exists");
+    }
+    let Some(sha) = state.repo.resolve(&reference) else {
+        return message(400, &format!("Invalid reference name: {reference}"));
+    };
+    state.repo.branches.insert(branch.clone(), sha);
+    let mut reply = get_branch(state, &branch);
+    reply.status = 201;
+    reply
+}
+
+/// `DELETE /projects/:id/repository/branches/:branch`: 204; 404 "404 Branch Not Found".
+/// Open merge requests from it stay open, as on GitLab.
+fn delete_branch(state: &mut State, branch: &str) -> Reply {
+    if branch == state.repo.default_branch {
+        // `Branches::DeleteService`: the default branch is refused with 405.
+        return message(405, "Cannot remove HEAD branch");
+    }
+    if state.repo.branches.remove(branch).is_none() {
+        return message(404, "404 Branch Not Found");
+    }
+    Reply::empty(204)
 }
 
 /// `GET /projects/:id/repository/archive[.tar.gz]?sha=&path=` ("Repositories API": get file

@@ -86,6 +86,8 @@ pub struct Recorded {
     pub path: String,
     /// The raw query string ("" when absent).
     pub query: String,
+    /// The request body as text (lossy UTF-8; "" when empty).
+    pub body: String,
     pub status: u16,
 }
 

@@ -147,6 +147,7 @@ impl State {
             method: request.method.to_string(),
             path: request.path.clone(),
             query: request.query.clone(),
+            body: String::from_utf8_lossy(&request.body).into_owned(),
             status: 0,
         });
         let reply = match self.provider {
