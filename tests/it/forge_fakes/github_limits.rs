@@ -70,8 +70,12 @@ async fn github_rate_limits() {
             .as_u16(),
         200
     );
+    forge.rate_limit_next(RateLimit::SecondaryTooManyRequests, 1);
+    let response = http.get(&url).bearer_auth(TOKEN).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 429);
+    assert_eq!(header(&response, "retry-after").as_deref(), Some("1"));
     let statuses: Vec<u16> = forge.requests().iter().map(|r| r.status).collect();
-    assert_eq!(statuses, vec![403, 200, 403, 403, 200]);
+    assert_eq!(statuses, vec![403, 200, 403, 403, 200, 429]);
 }
 
 /// Injected failures answer with GitHub's bodies for the status, then the endpoint works

@@ -308,8 +308,8 @@ fn rate_limited(state: &State, kind: RateLimit) -> Reply {
         .header("x-ratelimit-used", "5000")
         .header("x-ratelimit-resource", "core")
         .header("x-github-request-id", id),
-        RateLimit::Secondary => error(
-            403,
+        RateLimit::Secondary | RateLimit::SecondaryTooManyRequests => error(
+            if kind == RateLimit::Secondary { 403 } else { 429 },
             &format!(
                 "You have exceeded a secondary rate limit. Please wait a few minutes before you try again. If you reach out to GitHub Support for help, please include the request ID {id}."
             ),

@@ -129,7 +129,8 @@ fn authenticated(state: &mut State, request: &Req) -> Reply {
     let ["projects", id, rest @ ..] = a.as_slice() else {
         return route_not_found();
     };
-    let known = *id == state.full_name() || *id == state.project_id.to_string();
+    // Project paths are matched without regard to case, as GitLab routes them.
+    let known = id.eq_ignore_ascii_case(&state.full_name()) || *id == state.project_id.to_string();
     let routed = route(m, rest);
     if !known {
         return if routed {

@@ -45,6 +45,9 @@ pub enum RateLimit {
     /// GitHub: 403 with `retry-after` and "You have exceeded a secondary rate limit";
     /// GitLab has one kind only and answers as for `Primary`.
     Secondary,
+    /// The same secondary limit answered with 429, which GitHub also sends ("If you exceed a
+    /// secondary rate limit, you will receive a 403 or 429 response").
+    SecondaryTooManyRequests,
 }
 
 /// A commit of the repository, as tests look at it.

@@ -216,7 +216,7 @@ impl State {
         format!("{}{}?{}", self.base_url(), request.path, query.finish())
     }
 
-    /// An RFC 8288 `Link` header over pages 1..=last (rel next, last, first, prev as
+    /// An RFC 8288 `Link` header over pages 1..=last (rel prev, next, last, first as
     /// applicable), or None when everything fits on one page.
     pub(super) fn link_header(&self, request: &Req, per_page: usize, page: usize, last: usize) -> Option<String> {
         if last <= 1 && page <= 1 {
@@ -235,11 +235,12 @@ impl State {
                 self.page_url(request, per_page, page + 1)
             ));
         }
-        if page > 1 {
-            links.push(format!("<{}>; rel=\"first\"", self.page_url(request, per_page, 1)));
-        }
+        // GitHub's order: prev, next, last, first.
         if page < last {
             links.push(format!("<{}>; rel=\"last\"", self.page_url(request, per_page, last)));
+        }
+        if page > 1 {
+            links.push(format!("<{}>; rel=\"first\"", self.page_url(request, per_page, 1)));
         }
         Some(links.join(", "))
     }
