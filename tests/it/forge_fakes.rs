@@ -6,6 +6,7 @@
 mod github;
 mod github_history;
 mod github_limits;
+mod github_schemas;
 mod gitlab;
 
 use std::collections::BTreeMap;

@@ -19,8 +19,18 @@ async fn github_commit_reads_and_branch_deletion() {
     assert_eq!(commit["sha"], human.as_str());
     assert_eq!(commit["commit"]["author"]["name"], "Alice");
     assert_eq!(
-        commit["files"],
-        json!([{"filename": "k8s/web.yaml", "status": "modified"}])
+        commit["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| (
+                f["filename"].as_str().unwrap(),
+                f["status"].as_str().unwrap(),
+                f["additions"].as_u64().unwrap(),
+                f["deletions"].as_u64().unwrap()
+            ))
+            .collect::<Vec<_>>(),
+        vec![("k8s/web.yaml", "modified", 1, 1)]
     );
     let (status, body) = gh.get("/commits/nope").await;
     assert_eq!(

@@ -299,6 +299,7 @@ pub(super) fn branch(state: &State, name: &str, doc: &str) -> Reply {
                 },
                 "url": format!("{api}/commits/{sha}"),
                 "html_url": format!("{html}/commit/{sha}"),
+                "comments_url": format!("{api}/commits/{sha}/comments"),
                 "parents": commit["parents"],
                 "author": null,
                 "committer": null,
@@ -360,24 +361,57 @@ pub(super) fn get_commit_ref(state: &State, reference: &str, doc: &str) -> Reply
     let mut value = listed_commit(state, &sha);
     let parent = state.repo.commit(&sha).and_then(|c| c.parents.first().cloned());
     let old = parent.map(|p| state.repo.files_at(&p)).unwrap_or_default();
-    value["files"] = Value::Array(changed_files(&old, &state.repo.files_at(&sha)));
+    value["files"] = Value::Array(changed_files(state, &old, &state.repo.files_at(&sha)));
     Reply::json(200, value)
 }
 
-/// The `diff-entry` list between two file sets: filename and added/removed/modified.
-fn changed_files(
+/// The `diff-entry` list between two file sets (every required field): status
+/// added/removed/modified, and line counts from a line-multiset difference (what a unified
+/// diff of a changed block counts).
+pub(super) fn changed_files(
+    state: &State,
     old: &std::collections::BTreeMap<String, Vec<u8>>,
     new: &std::collections::BTreeMap<String, Vec<u8>>,
 ) -> Vec<Value> {
+    let (api, html) = (api(state), format!("{}/{}", state.base_url(), state.full_name()));
+    fn lines(bytes: &[u8]) -> std::collections::BTreeMap<&[u8], usize> {
+        let mut out = std::collections::BTreeMap::new();
+        for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            *out.entry(line).or_insert(0) += 1;
+        }
+        out
+    }
+    fn minus(a: &std::collections::BTreeMap<&[u8], usize>, b: &std::collections::BTreeMap<&[u8], usize>) -> usize {
+        a.iter()
+            .map(|(line, n)| n.saturating_sub(*b.get(line).unwrap_or(&0)))
+            .sum()
+    }
     let mut changed = Vec::new();
     for path in old.keys().chain(new.keys()).collect::<std::collections::BTreeSet<_>>() {
-        let status = match (old.get(path), new.get(path)) {
+        let (before, after) = (old.get(path), new.get(path));
+        let status = match (before, after) {
             (None, Some(_)) => "added",
             (Some(_), None) => "removed",
             (Some(a), Some(b)) if a != b => "modified",
             _ => continue,
         };
-        changed.push(json!({"filename": path, "status": status}));
+        let (a, b) = (
+            lines(before.map_or(&[][..], Vec::as_slice)),
+            lines(after.map_or(&[][..], Vec::as_slice)),
+        );
+        let (additions, deletions) = (minus(&b, &a), minus(&a, &b));
+        let blob = super::sha1::object_id("blob", after.or(before).map_or(&[][..], Vec::as_slice));
+        changed.push(json!({
+            "sha": blob,
+            "filename": path,
+            "status": status,
+            "additions": additions,
+            "deletions": deletions,
+            "changes": additions + deletions,
+            "blob_url": format!("{html}/blob/{blob}/{path}"),
+            "raw_url": format!("{html}/raw/{blob}/{path}"),
+            "contents_url": format!("{api}/contents/{path}"),
+        }));
     }
     changed
 }
@@ -408,7 +442,7 @@ pub(super) fn compare(state: &State, basehead: &str, doc: &str) -> Reply {
         (0, _) => "behind",
         _ => "diverged",
     };
-    let changed = changed_files(&state.repo.files_at(&base_sha), &state.repo.files_at(&head_sha));
+    let changed = changed_files(state, &state.repo.files_at(&base_sha), &state.repo.files_at(&head_sha));
     let merge_base = state
         .repo
         .history(&head_sha)
@@ -419,6 +453,10 @@ pub(super) fn compare(state: &State, basehead: &str, doc: &str) -> Reply {
         200,
         json!({
             "url": format!("{}/compare/{basehead}", api(state)),
+            "html_url": format!("{}/{}/compare/{basehead}", state.base_url(), state.full_name()),
+            "permalink_url": format!("{}/{}/compare/{base_sha}...{head_sha}", state.base_url(), state.full_name()),
+            "diff_url": format!("{}/{}/compare/{basehead}.diff", state.base_url(), state.full_name()),
+            "patch_url": format!("{}/{}/compare/{basehead}.patch", state.base_url(), state.full_name()),
             "status": status,
             "ahead_by": ahead.len(),
             "behind_by": behind,

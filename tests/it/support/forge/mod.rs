@@ -16,6 +16,7 @@ mod github;
 mod github_git;
 mod github_pulls;
 mod gitlab;
+mod gitlab_commits;
 mod gitlab_mr;
 mod server;
 mod sha1;
