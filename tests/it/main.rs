@@ -12,6 +12,7 @@ mod emit_manifests;
 mod emit_patches;
 mod fake_api_tests;
 mod fixed_point;
+mod forge_fakes;
 mod history;
 mod hostile;
 mod one_path;
