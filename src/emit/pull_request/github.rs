@@ -72,7 +72,7 @@ impl<'a> GitHub<'a> {
         let path = format!("{}/branches/{name}", self.repo);
         let Some(answer) = self
             .api
-            .send(step, Method::GET, &path, &[], None, Expect::JsonOrMissing)
+            .send(step, Method::GET, &path, &[], None, Expect::Branch)
             .await?
         else {
             return Ok(None);

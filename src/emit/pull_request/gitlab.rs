@@ -82,7 +82,7 @@ impl<'a> GitLab<'a> {
         let path = format!("{}/repository/branches/{}", self.project, segment(name));
         let Some(answer) = self
             .api
-            .send(step, Method::GET, &path, &[], None, Expect::JsonOrMissing)
+            .send(step, Method::GET, &path, &[], None, Expect::Branch)
             .await?
         else {
             return Ok(None);

@@ -61,8 +61,9 @@ pub(crate) struct Step<'a> {
 pub(crate) enum Expect {
     /// JSON; a 404 is an error.
     Json,
-    /// JSON, or `None` for a 404 (a branch that may not exist).
-    JsonOrMissing,
+    /// A branch: JSON, or `None` for the provider's 404 of a missing branch ("Branch not
+    /// found", "404 Branch Not Found"); any other 404 (the repository) is an error.
+    Branch,
     /// A repository archive.
     Archive,
 }
@@ -71,7 +72,7 @@ impl Expect {
     fn max_bytes(self) -> usize {
         match self {
             // A page of 100 pull requests is well under 1 MiB.
-            Expect::Json | Expect::JsonOrMissing => 16 << 20,
+            Expect::Json | Expect::Branch => 16 << 20,
             // Compressed; `tree::Limits` bounds what it holds.
             Expect::Archive => 512 << 20,
         }
@@ -269,7 +270,7 @@ impl Api {
     }
 
     /// Sends one request (see the module docs for retries and limits). `Ok(None)` is a 404
-    /// with [`Expect::JsonOrMissing`].
+    /// of a missing branch with [`Expect::Branch`].
     pub async fn send(
         &self,
         step: Step<'_>,
@@ -279,7 +280,7 @@ impl Api {
         body: Option<&Value>,
         expect: Expect,
     ) -> Result<Option<Answer>, Fail> {
-        let (max_bytes, missing_ok) = (expect.max_bytes(), expect == Expect::JsonOrMissing);
+        let max_bytes = expect.max_bytes();
         let url = format!("{}{path}", self.base);
         let retry_failures = method != Method::POST;
         let (mut attempt, mut limited) = (1, 0);
@@ -326,7 +327,10 @@ impl Api {
             if (200..300).contains(&status) {
                 return Ok(Some(Answer { headers, body: bytes }));
             }
-            if status == 404 && missing_ok {
+            if status == 404
+                && expect == Expect::Branch
+                && provider_message(&bytes).to_ascii_lowercase().contains("branch")
+            {
                 return Ok(None);
             }
             if let Some((wait, kind)) = rate_limit(status, &headers, &bytes, now()) {
