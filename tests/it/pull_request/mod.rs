@@ -332,7 +332,7 @@ fn opens_keeps_and_updates(provider: Provider) {
     assert!(changed.len() >= 8, "{changed:?}");
     assert_eq!(forge.files(BRANCH)["README.md"], forge.files("main")["README.md"]);
     let history = forge.commits(BRANCH);
-    assert_eq!(history[0].parents, [repo.main.clone()]);
+    assert_eq!(history[0].parents, std::slice::from_ref(&repo.main));
     assert!(
         history[0].message.contains(&format!("Rightsizer-Base: {}", repo.main)),
         "{}",
@@ -380,7 +380,7 @@ fn opens_keeps_and_updates(provider: Provider) {
     assert_ne!(head3, head1);
     assert_eq!(
         forge.commits(BRANCH)[0].parents,
-        [repo.main.clone()],
+        std::slice::from_ref(&repo.main),
         "one commit on the base"
     );
     let want = edited_locally(&changed_policy);
