@@ -8,6 +8,7 @@
 
 mod agent;
 mod failures;
+mod patches;
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -240,7 +241,7 @@ fn edited_locally(extra: &[&str]) -> BTreeMap<String, Vec<u8>> {
     out
 }
 
-fn collect(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
+pub(crate) fn collect(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
     for e in std::fs::read_dir(dir).unwrap() {
         let p = e.unwrap().path();
         if p.is_dir() {
