@@ -96,18 +96,16 @@ impl<'a> GitHub<'a> {
         Ok(Some(head))
     }
 
-    pub async fn archive(&self, sha: &str) -> Result<Vec<u8>, Fail> {
+    pub async fn archive(&self, sha: &str, file: &std::fs::File) -> Result<(), Fail> {
         let step = Step {
             what: "downloading the repository archive",
             setting: "outputs.pullRequest.path",
         };
         let path = format!("{}/tarball/{sha}", self.repo);
-        let answer = self
-            .api
-            .send(step, Method::GET, &path, &[], None, Expect::Archive)
-            .await?
-            .expect("a 404 is an error here");
-        Ok(answer.body)
+        self.api
+            .send(step, Method::GET, &path, &[], None, Expect::Archive(file))
+            .await?;
+        Ok(())
     }
 
     pub async fn commit(&self, base: &Head, exists: bool, changes: &[Change], message: &str) -> Result<String, Fail> {

@@ -106,7 +106,7 @@ impl<'a> GitLab<'a> {
         Ok(Some(head))
     }
 
-    pub async fn archive(&self, sha: &str) -> Result<Vec<u8>, Fail> {
+    pub async fn archive(&self, sha: &str, file: &std::fs::File) -> Result<(), Fail> {
         let step = Step {
             what: "downloading the repository archive",
             setting: "outputs.pullRequest.path",
@@ -116,12 +116,10 @@ impl<'a> GitLab<'a> {
         if !self.t.path.is_empty() {
             query.push(("path", self.t.path.as_str()));
         }
-        let answer = self
-            .api
-            .send(step, Method::GET, &path, &query, None, Expect::Archive)
-            .await?
-            .expect("a 404 is an error here");
-        Ok(answer.body)
+        self.api
+            .send(step, Method::GET, &path, &query, None, Expect::Archive(file))
+            .await?;
+        Ok(())
     }
 
     pub async fn commit(&self, base: &Head, changes: &[Change], message: &str) -> Result<String, Fail> {

@@ -57,27 +57,31 @@ pub(crate) struct Step<'a> {
 }
 
 /// What a request expects back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Expect {
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Expect<'a> {
     /// JSON; a 404 is an error.
     Json,
     /// A branch: JSON, or `None` for the provider's 404 of a missing branch ("Branch not
     /// found", "404 Branch Not Found"); any other 404 (the repository) is an error.
     Branch,
-    /// A repository archive.
-    Archive,
+    /// A repository archive, streamed into this file (memory stays flat whatever its
+    /// size); the answer's body is then empty.
+    Archive(&'a std::fs::File),
 }
 
-impl Expect {
-    fn max_bytes(self) -> usize {
+impl Expect<'_> {
+    fn max_bytes(self) -> u64 {
         match self {
             // A page of 100 pull requests is well under 1 MiB.
             Expect::Json | Expect::Branch => 16 << 20,
-            // Compressed; `tree::Limits` bounds what it holds.
-            Expect::Archive => 512 << 20,
+            // Compressed, on disk; `tree::Limits` bounds what it holds.
+            Expect::Archive(_) => ARCHIVE_BYTES,
         }
     }
 }
+
+/// Largest archive downloaded, compressed (deploy/pull-request's `/tmp` holds 512 MiB).
+pub(crate) const ARCHIVE_BYTES: u64 = 256 << 20;
 /// Retries of a rate-limited request before giving up, whatever the wait.
 const RATE_RETRIES: u32 = 4;
 /// Attempts of a request that got no answer or a 5xx.
@@ -278,7 +282,7 @@ impl Api {
         path: &str,
         query: &[(&str, &str)],
         body: Option<&Value>,
-        expect: Expect,
+        expect: Expect<'_>,
     ) -> Result<Option<Answer>, Fail> {
         let max_bytes = expect.max_bytes();
         let url = format!("{}{path}", self.base);
@@ -300,7 +304,14 @@ impl Api {
                 Ok(r) => {
                     let status = r.status().as_u16();
                     let headers = r.headers().clone();
-                    read_capped(r, max_bytes).await.map(|body| (status, headers, body))
+                    match expect {
+                        Expect::Archive(file) if (200..300).contains(&status) => download(r, file, max_bytes)
+                            .await
+                            .map(|()| (status, headers, Vec::new())),
+                        _ => read_capped(r, max_bytes.min(16 << 20))
+                            .await
+                            .map(|body| (status, headers, body)),
+                    }
                 }
                 Err(e) => Err(e.without_url().to_string()),
             };
@@ -328,7 +339,7 @@ impl Api {
                 return Ok(Some(Answer { headers, body: bytes }));
             }
             if status == 404
-                && expect == Expect::Branch
+                && matches!(expect, Expect::Branch)
                 && provider_message(&bytes).to_ascii_lowercase().contains("branch")
             {
                 return Ok(None);
@@ -409,15 +420,37 @@ impl Api {
     }
 }
 
-async fn read_capped(mut r: reqwest::Response, max: usize) -> Result<Vec<u8>, String> {
+async fn read_capped(mut r: reqwest::Response, max: u64) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
     while let Some(chunk) = r.chunk().await.map_err(|e| e.without_url().to_string())? {
-        if out.len() + chunk.len() > max {
+        if (out.len() + chunk.len()) as u64 > max {
             return Err(format!("the answer is larger than {} MiB", max >> 20));
         }
         out.extend_from_slice(&chunk);
     }
     Ok(out)
+}
+
+/// Streams the body into `file` from its start (a retry rewrites it), at most `max` bytes.
+async fn download(mut r: reqwest::Response, file: &std::fs::File, max: u64) -> Result<(), String> {
+    use std::io::{Seek, Write};
+    let mut out = file;
+    let io = |e: std::io::Error| format!("cannot write the archive to the working directory: {e}");
+    out.set_len(0).map_err(io)?;
+    out.seek(std::io::SeekFrom::Start(0)).map_err(io)?;
+    let mut written = 0u64;
+    while let Some(chunk) = r.chunk().await.map_err(|e| e.without_url().to_string())? {
+        written += chunk.len() as u64;
+        if written > max {
+            return Err(format!(
+                "the archive is larger than {} MiB: too large to read",
+                max >> 20
+            ));
+        }
+        out.write_all(&chunk).map_err(io)?;
+    }
+    out.flush().map_err(io)?;
+    Ok(())
 }
 
 /// Percent-encodes one path segment (GitLab project paths and branch names: `/` is `%2F`).

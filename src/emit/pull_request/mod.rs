@@ -239,10 +239,10 @@ impl Forge<'_> {
         }
     }
 
-    async fn archive(&self, sha: &str) -> Result<Vec<u8>, Fail> {
+    async fn archive(&self, sha: &str, file: &std::fs::File) -> Result<(), Fail> {
         match self {
-            Forge::GitHub(f) => f.archive(sha).await,
-            Forge::GitLab(f) => f.archive(sha).await,
+            Forge::GitHub(f) => f.archive(sha, file).await,
+            Forge::GitLab(f) => f.archive(sha, file).await,
         }
     }
 
@@ -309,11 +309,16 @@ async fn steps(forge: &Forge<'_>, target: &PullRequestTarget, input: &Input<'_>)
             "the base branch {base_name} does not exist in {repo} (outputs.pullRequest.baseBranch)"
         ))
     })?;
-    let archive = forge.archive(&base.sha).await?;
-    let files = tree::extract(&archive, &target.path, &tree::Limits::default())
+    let scratch = tree::Scratch::new().map_err(|e| Fail(format!("cannot make a private working directory: {e}")))?;
+    let archive = scratch
+        .archive()
+        .map_err(|e| Fail(format!("cannot make a private working directory: {e}")))?;
+    forge.archive(&base.sha, &archive).await?;
+    let files = scratch
+        .read_archive(&target.path, &tree::Limits::default())
         .map_err(|e| Fail(format!("the archive of {repo} at {}: {e}", short(&base.sha))))?;
     tracing::debug!(files = files.len(), path = %target.path, base = %base.sha, "repository files read");
-    let (changes, drift) = edit(target, input, &files)?;
+    let (changes, drift) = edit(target, input, &files, &scratch)?;
     let mut report = PullRequestReport {
         action: Action::NothingToChange,
         url: None,
@@ -374,8 +379,10 @@ fn edit(
     target: &PullRequestTarget,
     input: &Input<'_>,
     files: &tree::Files,
+    copy: &tree::Scratch,
 ) -> Result<(Vec<Change>, Vec<String>), Fail> {
-    let copy = tree::Scratch::new(files).map_err(|e| Fail(format!("cannot make a private working copy: {e}")))?;
+    copy.fill(files)
+        .map_err(|e| Fail(format!("cannot make a private working copy: {e}")))?;
     let dir = copy.dir(&target.path);
     let mut drift = Vec::new();
     match target.mode {

@@ -63,7 +63,7 @@ impl Default for Limits {
 /// directory (`owner-repo-sha/` on GitHub, `project-sha/` on GitLab), that component
 /// stripped. Links, directories and pax headers are skipped; an entry that would leave the
 /// tree is an error.
-pub fn extract(archive: &[u8], path: &str, limits: &Limits) -> Result<Files, String> {
+pub fn extract(archive: impl Read, path: &str, limits: &Limits) -> Result<Files, String> {
     let gz = flate2::read::GzDecoder::new(archive);
     let mut tar = tar::Archive::new(gz);
     let mut files = Files::new();
@@ -133,13 +133,15 @@ pub fn under(file: &str, dir: &str) -> bool {
     dir.is_empty() || file.strip_prefix(dir).is_some_and(|rest| rest.starts_with('/'))
 }
 
-/// A private directory (mode 0700) holding a copy of the files, removed when dropped.
+/// A private directory (mode 0700, under `TMPDIR` or `/tmp`) removed when dropped: the
+/// downloaded archive (`archive.tar.gz`) and the working copy of the files (`tree/`).
 pub struct Scratch {
     root: PathBuf,
+    tree: PathBuf,
 }
 
 impl Scratch {
-    pub fn new(files: &Files) -> std::io::Result<Scratch> {
+    pub fn new() -> std::io::Result<Scratch> {
         use std::os::unix::fs::DirBuilderExt;
         use std::sync::atomic::{AtomicU64, Ordering};
         static NEXT: AtomicU64 = AtomicU64::new(0);
@@ -152,32 +154,63 @@ impl Scratch {
             NEXT.fetch_add(1, Ordering::Relaxed)
         ));
         std::fs::DirBuilder::new().mode(0o700).create(&root)?;
-        let scratch = Scratch { root };
+        let tree = root.join("tree");
+        let scratch = Scratch { root, tree };
+        std::fs::create_dir(&scratch.tree)?;
+        Ok(scratch)
+    }
+
+    fn archive_path(&self) -> PathBuf {
+        self.root.join("archive.tar.gz")
+    }
+
+    /// The (empty) file the archive is downloaded into.
+    pub fn archive(&self) -> std::io::Result<std::fs::File> {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(self.archive_path())
+    }
+
+    /// The files under `path` in the downloaded archive ([`extract`]); the archive is
+    /// removed after.
+    pub fn read_archive(&self, path: &str, limits: &Limits) -> Result<Files, String> {
+        let file = std::fs::File::open(self.archive_path()).map_err(|e| e.to_string())?;
+        let files = extract(std::io::BufReader::new(file), path, limits);
+        let _ = std::fs::remove_file(self.archive_path());
+        files
+    }
+
+    /// Writes `files` into the working copy.
+    pub fn fill(&self, files: &Files) -> std::io::Result<()> {
         for (path, file) in files {
-            let target = scratch.root.join(path);
+            let target = self.tree.join(path);
             std::fs::create_dir_all(crate::atomic::parent(&target))?;
             std::fs::write(&target, &file.bytes)?;
         }
-        Ok(scratch)
+        Ok(())
     }
 
     /// The working directory of repository path `path`, created when missing.
     pub fn dir(&self, path: &str) -> PathBuf {
-        let dir = self.root.join(path);
+        let dir = self.tree.join(path);
         let _ = std::fs::create_dir_all(&dir);
         dir
     }
 
     /// `path` relative to the repository root, for messages.
     pub fn relative(&self, path: &Path) -> String {
-        path.strip_prefix(&self.root).unwrap_or(path).display().to_string()
+        path.strip_prefix(&self.tree).unwrap_or(path).display().to_string()
     }
 
     /// The files under `path` that differ from `base`: written (new or changed content) or
     /// deleted, sorted by path.
     pub fn changes(&self, base: &Files, path: &str) -> std::io::Result<Vec<Change>> {
         let mut now = BTreeMap::new();
-        collect(&self.root, &self.root.join(path), &mut now)?;
+        collect(&self.tree, &self.tree.join(path), &mut now)?;
         let mut out = Vec::new();
         for (p, bytes) in &now {
             match base.get(p) {
@@ -347,14 +380,14 @@ mod tests {
             ("o-r-abc/k8s-other/x.yaml", b"no"),
             (&long, b"long name"),
         ]);
-        let files = extract(&a, "k8s", &Limits::default()).unwrap();
+        let files = extract(&a[..], "k8s", &Limits::default()).unwrap();
         let names: Vec<&str> = files.keys().map(String::as_str).collect();
         assert_eq!(names.len(), 3, "{names:?}");
         assert!(names.contains(&"k8s/web.yaml") && names.contains(&"k8s/tools/run.sh"));
         assert!(files["k8s/tools/run.sh"].executable && !files["k8s/web.yaml"].executable);
         assert_eq!(files["k8s/web.yaml"].bytes, b"kind: Deployment\n");
-        assert_eq!(extract(&a, "", &Limits::default()).unwrap().len(), 5);
-        assert!(extract(&link_archive(), "", &Limits::default()).unwrap().is_empty());
+        assert_eq!(extract(&a[..], "", &Limits::default()).unwrap().len(), 5);
+        assert!(extract(&link_archive()[..], "", &Limits::default()).unwrap().is_empty());
     }
 
     #[test]
@@ -368,7 +401,7 @@ mod tests {
             files: 2,
             ..Limits::default()
         };
-        let err = extract(&a, "k8s", &few).unwrap_err();
+        let err = extract(&a[..], "k8s", &few).unwrap_err();
         assert!(
             err.contains("more than 2 files") && err.contains("outputs.pullRequest.path"),
             "{err}"
@@ -377,13 +410,13 @@ mod tests {
             bytes: 6,
             ..Limits::default()
         };
-        assert!(extract(&a, "k8s", &small).unwrap_err().contains("MiB"));
+        assert!(extract(&a[..], "k8s", &small).unwrap_err().contains("MiB"));
         let scanned = Limits {
             scanned: 5,
             ..Limits::default()
         };
-        assert!(extract(&a, "", &scanned).unwrap_err().contains("too large"));
-        assert!(extract(b"not gzip at all", "", &Limits::default()).is_err());
+        assert!(extract(&a[..], "", &scanned).unwrap_err().contains("too large"));
+        assert!(extract(&b"not gzip at all"[..], "", &Limits::default()).is_err());
     }
 
     #[test]
@@ -394,8 +427,11 @@ mod tests {
             ("p/k8s/same.yaml", b"same\n"),
             ("p/other.yaml", b"x"),
         ]);
-        let files = extract(&a, "", &Limits::default()).unwrap();
-        let scratch = Scratch::new(&files).unwrap();
+        let scratch = Scratch::new().unwrap();
+        std::io::Write::write_all(&mut scratch.archive().unwrap(), &a).unwrap();
+        let files = scratch.read_archive("", &Limits::default()).unwrap();
+        assert!(!scratch.archive_path().exists(), "the archive goes once read");
+        scratch.fill(&files).unwrap();
         let dir = scratch.dir("k8s");
         std::fs::write(dir.join("web.yaml"), "cpu: 2\n").unwrap();
         std::fs::remove_file(dir.join("old.yaml")).unwrap();

@@ -166,6 +166,15 @@ fn pull_request_rate_limits_are_waited_out_within_the_bound() {
         assert_eq!(limited, 2, "{:?}: {:#?}", kind, calls(&repo.forge));
         assert_eq!(repo.forge.pulls().len(), 1, "{provider:?} {kind:?}");
     }
+    // A 502 on the archive and a 503 on a branch: retried, the archive file rewritten whole.
+    let repo = Repo::new(Provider::GitHub);
+    repo.forge.fail_next("GET", "/api/v3/repos/org/repo/tarball", 502, 1);
+    repo.forge
+        .fail_next("GET", "/api/v3/repos/org/repo/branches/main", 503, 1);
+    let run = repo.run(&[], "info");
+    run.assert_ok();
+    assert!(run.stderr.contains("retrying"), "{}", run.stderr);
+    assert_eq!(repo.forge.pulls().len(), 1);
     // A reset further away than the bound: a clear error with the time, no wait.
     let repo = Repo::new(Provider::GitHub);
     repo.forge.set_rate_limit_wait(3600);
