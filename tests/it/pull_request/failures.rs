@@ -43,6 +43,14 @@ fn fails_to(repo: &Repo, spec: &str, extra: &[&str], wants: &[&str]) -> String {
     let report: serde_json::Value = serde_json::from_str(&run.stdout)
         .unwrap_or_else(|e| panic!("the report is written first ({e}):\n{}", run.stderr));
     assert_eq!(report["kind"], "Report");
+    // The messages as a person reads them (shown with --nocapture).
+    for line in run
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("error") || l.starts_with("hint"))
+    {
+        eprintln!("{}: {line}", repo.name());
+    }
     for want in wants {
         assert!(
             run.stderr.contains(want),
