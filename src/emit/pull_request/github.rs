@@ -211,7 +211,7 @@ impl<'a> GitHub<'a> {
         let t = self.t;
         let step = Step {
             what: "opening the pull request",
-            setting: "outputs.pullRequest.baseBranch, branch and title",
+            setting: "outputs.pullRequest.baseBranch, branch, title and draft (draft pull requests need a plan that has them)",
         };
         let request = json!({ "title": title, "head": t.branch, "base": base, "body": body, "draft": t.draft });
         let created = pull(

@@ -1,7 +1,8 @@
 //! `rightsizer agent` with the CronJob's environment from `deploy/` + `deploy/pull-request`
 //! (as kustomize builds it), against the fake Kubernetes API, a real Prometheus holding the
 //! demo history and the fake GitHub: the first run opens the pull request, the next run on
-//! the same history writes nothing.
+//! the same history writes nothing, a run on a window ending earlier (usage changed) updates
+//! the same pull request.
 
 use serde_json::Value;
 
@@ -47,7 +48,7 @@ fn cluster_manifests(cluster: &rightsizer_synth::Cluster) -> Vec<(String, Vec<u8
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pull_request_agent_opens_then_keeps_the_pull_request() {
+async fn pull_request_agent_opens_keeps_then_updates_the_pull_request() {
     rightsizer::install_crypto_provider();
     let (cluster, tsdb) = demo_history();
     let prom = Prometheus::start(Some(tsdb), &[]);
@@ -118,7 +119,7 @@ async fn pull_request_agent_opens_then_keeps_the_pull_request() {
     assert_eq!(pulls[0].labels, ["rightsizer", "resources"], "the component's labels");
     assert!(pulls[0].body.contains("## rightsizer: resource recommendations"));
     let history = forge.commits(BRANCH);
-    assert_eq!(history[0].parents, [main]);
+    assert_eq!(history[0].parents, [main.clone()]);
     let changed: Vec<String> = forge
         .files(BRANCH)
         .into_iter()
@@ -139,8 +140,26 @@ async fn pull_request_agent_opens_then_keeps_the_pull_request() {
 
     // The next scheduled run on the same history: nothing written.
     forge.clear_records();
-    let (code, log) = tokio::task::spawn_blocking(move || agent(env, config)).await.unwrap();
+    let (code, log) = {
+        let (env, config) = (env.clone(), config.clone());
+        tokio::task::spawn_blocking(move || agent(env, config)).await.unwrap()
+    };
     assert_eq!(code, Some(0), "{log}");
     assert_eq!(forge.writes(), [], "{log}");
     assert_eq!(forge.pulls().len(), 1);
+    let head = forge.branch_head(BRANCH).unwrap();
+
+    // Usage changed: a window ending half a day earlier. The same pull request, a new single
+    // commit on main.
+    forge.clear_records();
+    let mut env = env;
+    env.push(("RIGHTSIZER_END".into(), (DEMO_END - 43_200).to_string()));
+    let (code, log) = tokio::task::spawn_blocking(move || agent(env, config)).await.unwrap();
+    assert_eq!(code, Some(0), "{log}");
+    let pulls_after = forge.pulls();
+    assert_eq!(pulls_after.len(), 1, "{pulls_after:?}");
+    assert_eq!(pulls_after[0].number, pulls[0].number);
+    assert_ne!(forge.branch_head(BRANCH).unwrap(), head, "a new commit: {log}");
+    assert_eq!(forge.commits(BRANCH)[0].parents, [main], "one commit on main");
+    assert_ne!(pulls_after[0].body, pulls[0].body);
 }
