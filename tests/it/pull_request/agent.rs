@@ -119,7 +119,7 @@ async fn pull_request_agent_opens_keeps_then_updates_the_pull_request() {
     assert_eq!(pulls[0].labels, ["rightsizer", "resources"], "the component's labels");
     assert!(pulls[0].body.contains("## rightsizer: resource recommendations"));
     let history = forge.commits(BRANCH);
-    assert_eq!(history[0].parents, [main.clone()]);
+    assert_eq!(history[0].parents, std::slice::from_ref(&main));
     let changed: Vec<String> = forge
         .files(BRANCH)
         .into_iter()
@@ -152,7 +152,6 @@ async fn pull_request_agent_opens_keeps_then_updates_the_pull_request() {
     // Usage changed: a window ending half a day earlier. The same pull request, a new single
     // commit on main.
     forge.clear_records();
-    let mut env = env;
     env.push(("RIGHTSIZER_END".into(), (DEMO_END - 43_200).to_string()));
     let (code, log) = tokio::task::spawn_blocking(move || agent(env, config)).await.unwrap();
     assert_eq!(code, Some(0), "{log}");
