@@ -4,6 +4,9 @@
 //! protocol. Each test names the docs page of the endpoints it checks.
 
 mod github;
+mod github_history;
+mod github_limits;
+mod github_schemas;
 mod gitlab;
 
 use std::collections::BTreeMap;

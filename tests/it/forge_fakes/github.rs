@@ -8,7 +8,7 @@ use crate::support::forge::{FakeForge, Provider};
 
 const MANIFEST: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n";
 
-async fn seeded() -> FakeForge {
+pub(super) async fn seeded() -> FakeForge {
     let forge = FakeForge::start(Provider::GitHub, "org/repo", TOKEN).await;
     forge.seed(
         "main",
@@ -21,20 +21,20 @@ async fn seeded() -> FakeForge {
     forge
 }
 
-struct Gh {
-    http: reqwest::Client,
-    api: String,
+pub(super) struct Gh {
+    pub http: reqwest::Client,
+    pub api: String,
 }
 
 impl Gh {
-    fn new(forge: &FakeForge) -> Gh {
+    pub(super) fn new(forge: &FakeForge) -> Gh {
         Gh {
             http: client(),
             api: format!("{}/repos/org/repo", forge.url()),
         }
     }
 
-    async fn get(&self, path: &str) -> (u16, Value) {
+    pub(super) async fn get(&self, path: &str) -> (u16, Value) {
         json(
             self.http
                 .get(format!("{}{path}", self.api))
@@ -46,16 +46,16 @@ impl Gh {
         .await
     }
 
-    async fn send(&self, method: reqwest::Method, path: &str, body: Value) -> (u16, Value) {
+    pub(super) async fn send(&self, method: reqwest::Method, path: &str, body: Value) -> (u16, Value) {
         let request = self.http.request(method, format!("{}{path}", self.api));
         json(request.bearer_auth(TOKEN).json(&body).send().await.unwrap()).await
     }
 
-    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+    pub(super) async fn post(&self, path: &str, body: Value) -> (u16, Value) {
         self.send(reqwest::Method::POST, path, body).await
     }
 
-    async fn patch(&self, path: &str, body: Value) -> (u16, Value) {
+    pub(super) async fn patch(&self, path: &str, body: Value) -> (u16, Value) {
         self.send(reqwest::Method::PATCH, path, body).await
     }
 }
@@ -430,4 +430,121 @@ async fn github_authentication() {
     assert_eq!(forge.writes(), vec![]);
     let statuses: Vec<u16> = forge.requests().iter().map(|r| r.status).collect();
     assert_eq!(statuses, vec![200, 200, 401, 404, 403, 404, 404]);
+}
+
+/// A bot branch with one commit on top of main, and an open pull request for it.
+pub(super) async fn with_pull(forge: &FakeForge, gh: &Gh, branch: &str) -> u64 {
+    forge.commit_as_human(branch, &[("k8s/web.yaml", format!("# {branch}\n").as_bytes())], "edit");
+    let (status, pull) = gh
+        .post("/pulls", json!({"title": branch, "head": branch, "base": "main"}))
+        .await;
+    assert_eq!(status, 201, "{pull}");
+    pull["number"].as_u64().unwrap()
+}
+
+/// Labels, review requests and assignees. Docs: rest/issues/labels#add-labels-to-an-issue,
+/// rest/pulls/review-requests#request-reviewers-for-a-pull-request (422 for a
+/// non-collaborator), rest/issues/assignees#add-assignees-to-an-issue (silently ignored).
+#[tokio::test]
+async fn github_labels_reviewers_assignees() {
+    let forge = seeded().await;
+    let gh = Gh::new(&forge);
+    let n = with_pull(&forge, &gh, "bot").await;
+    let (status, labels) = gh
+        .post(
+            &format!("/issues/{n}/labels"),
+            json!({"labels": ["rightsizer", "resources"]}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let names: Vec<&str> = labels
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["rightsizer", "resources"]);
+    let (_, labels) = gh
+        .post(&format!("/issues/{n}/labels"), json!({"labels": ["rightsizer"]}))
+        .await;
+    assert_eq!(labels.as_array().unwrap().len(), 2, "adding a label twice keeps one");
+
+    let (status, body) = gh
+        .post(
+            &format!("/pulls/{n}/requested_reviewers"),
+            json!({"reviewers": ["carol"]}),
+        )
+        .await;
+    assert_eq!(status, 422);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Reviews may only be requested from collaborators."),
+        "{body}"
+    );
+    let (status, body) = gh
+        .post(
+            &format!("/pulls/{n}/requested_reviewers"),
+            json!({"reviewers": ["rightsizer-bot"]}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["message"].as_str()),
+        (422, Some("Review cannot be requested from pull request author."))
+    );
+    forge.add_collaborator("carol");
+    let (status, pull) = gh
+        .post(
+            &format!("/pulls/{n}/requested_reviewers"),
+            json!({"reviewers": ["carol"]}),
+        )
+        .await;
+    assert_eq!(
+        (status, pull["requested_reviewers"][0]["login"].as_str()),
+        (201, Some("carol"))
+    );
+
+    let (status, issue) = gh
+        .post(
+            &format!("/issues/{n}/assignees"),
+            json!({"assignees": ["carol", "mallory"]}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    assert_eq!(
+        issue["assignees"].as_array().unwrap().len(),
+        1,
+        "a non-collaborator is ignored"
+    );
+    let pull = &forge.pulls()[0];
+    assert_eq!(pull.labels, vec!["rightsizer", "resources"]);
+    assert_eq!(
+        (pull.reviewers.clone(), pull.assignees.clone()),
+        (vec!["carol".to_string()], vec!["carol".to_string()])
+    );
+    let (status, _) = gh.post("/issues/99/labels", json!({"labels": ["x"]})).await;
+    assert_eq!(status, 404);
+}
+
+/// `start_blocking` serves from its own thread, for tests that run the binary without a
+/// runtime of their own; dropping the fake stops it.
+#[test]
+fn github_start_blocking_serves_until_dropped() {
+    let forge = FakeForge::start_blocking(Provider::GitHub, "org/repo", TOKEN);
+    forge.seed("main", &[("a.yaml", b"a: 1\n")]);
+    let url = format!("{}/repos/org/repo/git/ref/heads/main", forge.url());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (status, body) =
+        runtime.block_on(async { json(client().get(&url).bearer_auth(TOKEN).send().await.unwrap()).await });
+    assert_eq!(
+        (status, body["object"]["sha"].as_str()),
+        (200, forge.branch_head("main").as_deref())
+    );
+    drop(forge);
+    let after = runtime.block_on(async { client().get(&url).bearer_auth(TOKEN).send().await });
+    assert!(after.is_err(), "the server stops on drop");
 }

@@ -22,6 +22,9 @@ pub(super) enum Endpoint {
     CreateTree,
     CreateBlob,
     Branch(String),
+    ListCommits,
+    GetCommitRef(String),
+    Compare(String),
     Tarball(String),
     ListPulls,
     CreatePull,
@@ -50,6 +53,9 @@ impl Endpoint {
             ("POST", ["git", "trees"]) => Endpoint::CreateTree,
             ("POST", ["git", "blobs"]) => Endpoint::CreateBlob,
             ("GET", ["branches", _, ..]) => Endpoint::Branch(joined(1)),
+            ("GET", ["commits"]) => Endpoint::ListCommits,
+            ("GET", ["commits", _, ..]) => Endpoint::GetCommitRef(joined(1)),
+            ("GET", ["compare", _, ..]) => Endpoint::Compare(joined(1)),
             ("GET", ["tarball"]) => Endpoint::Tarball(String::new()),
             ("GET", ["tarball", _, ..]) => Endpoint::Tarball(joined(1)),
             ("GET", ["pulls"]) => Endpoint::ListPulls,
@@ -76,6 +82,9 @@ impl Endpoint {
             Endpoint::CreateTree => "https://docs.github.com/rest/git/trees#create-a-tree",
             Endpoint::CreateBlob => "https://docs.github.com/rest/git/blobs#create-a-blob",
             Endpoint::Branch(_) => "https://docs.github.com/rest/branches/branches#get-a-branch",
+            Endpoint::ListCommits => "https://docs.github.com/rest/commits/commits#list-commits",
+            Endpoint::GetCommitRef(_) => "https://docs.github.com/rest/commits/commits#get-a-commit",
+            Endpoint::Compare(_) => "https://docs.github.com/rest/commits/commits#compare-two-commits",
             Endpoint::Tarball(_) => "https://docs.github.com/rest/repos/contents#download-a-repository-archive-tar",
             Endpoint::ListPulls => "https://docs.github.com/rest/pulls/pulls#list-pull-requests",
             Endpoint::CreatePull => "https://docs.github.com/rest/pulls/pulls#create-a-pull-request",
@@ -264,6 +273,9 @@ fn dispatch(state: &mut State, request: &Req, endpoint: &Endpoint, body: &Value)
         Endpoint::CreateTree => github_git::create_tree(state, body, doc),
         Endpoint::CreateBlob => github_git::create_blob(state, body, doc),
         Endpoint::Branch(branch) => github_git::branch(state, branch, doc),
+        Endpoint::ListCommits => github_git::list_commits(state, request, doc),
+        Endpoint::GetCommitRef(reference) => github_git::get_commit_ref(state, reference, doc),
+        Endpoint::Compare(basehead) => github_git::compare(state, basehead, doc),
         Endpoint::Tarball(reference) => tarball(state, reference, doc),
         Endpoint::ListPulls => github_pulls::list(state, request),
         Endpoint::CreatePull => github_pulls::create(state, body, doc),
@@ -296,8 +308,8 @@ fn rate_limited(state: &State, kind: RateLimit) -> Reply {
         .header("x-ratelimit-used", "5000")
         .header("x-ratelimit-resource", "core")
         .header("x-github-request-id", id),
-        RateLimit::Secondary => error(
-            403,
+        RateLimit::Secondary | RateLimit::SecondaryTooManyRequests => error(
+            if kind == RateLimit::Secondary { 403 } else { 429 },
             &format!(
                 "You have exceeded a secondary rate limit. Please wait a few minutes before you try again. If you reach out to GitHub Support for help, please include the request ID {id}."
             ),

@@ -104,9 +104,14 @@ pub(super) fn update_ref(state: &mut State, branch: &str, body: &Value, doc: &st
 }
 
 /// `DELETE /repos/{o}/{r}/git/refs/heads/{branch}`: 204; 422 "Reference does not exist".
+/// As on GitHub, deleting the head branch of an open pull request closes it.
 pub(super) fn delete_ref(state: &mut State, branch: &str, doc: &str) -> Reply {
     if state.repo.branches.remove(branch).is_none() {
         return error(422, "Reference does not exist", doc);
+    }
+    for pull in state.pulls.iter_mut().filter(|p| p.head == branch && p.state == "open") {
+        pull.state = "closed".into();
+        pull.updated = now();
     }
     Reply::empty(204)
 }
@@ -294,6 +299,7 @@ pub(super) fn branch(state: &State, name: &str, doc: &str) -> Reply {
                 },
                 "url": format!("{api}/commits/{sha}"),
                 "html_url": format!("{html}/commit/{sha}"),
+                "comments_url": format!("{api}/commits/{sha}/comments"),
                 "parents": commit["parents"],
                 "author": null,
                 "committer": null,
@@ -302,6 +308,163 @@ pub(super) fn branch(state: &State, name: &str, doc: &str) -> Reply {
             "protected": false,
             "protection": {"enabled": false, "required_status_checks": {"enforcement_level": "off", "contexts": [], "checks": []}},
             "protection_url": format!("{api}/branches/{name}/protection"),
+        }),
+    )
+}
+
+/// The `commit` schema of the commits API (`GET /repos/{o}/{r}/commits`, compare).
+fn listed_commit(state: &State, sha: &str) -> Value {
+    let git = commit_json(state, sha);
+    let api = api(state);
+    let html = format!("{}/{}", state.base_url(), state.full_name());
+    json!({
+        "sha": sha,
+        "node_id": git["node_id"],
+        "commit": {
+            "author": git["author"], "committer": git["committer"], "message": git["message"],
+            "tree": git["tree"], "url": git["url"], "comment_count": 0, "verification": git["verification"],
+        },
+        "url": format!("{api}/commits/{sha}"),
+        "html_url": format!("{html}/commit/{sha}"),
+        "comments_url": format!("{api}/commits/{sha}/comments"),
+        // The GitHub accounts behind the git identities are not modelled.
+        "author": null,
+        "committer": null,
+        "parents": git["parents"],
+    })
+}
+
+/// `GET /repos/{o}/{r}/commits?sha=&per_page=&page=` ("List commits"): newest first, 30 a
+/// page, `Link`; 404 "No commit found for SHA: ..." for an unknown ref.
+pub(super) fn list_commits(state: &State, request: &super::server::Req, doc: &str) -> Reply {
+    let reference = request.param("sha").unwrap_or(&state.repo.default_branch).to_string();
+    let Some(head) = state.repo.resolve(&reference) else {
+        return error(404, &format!("No commit found for SHA: {reference}"), doc);
+    };
+    let history: Vec<String> = state.repo.history(&head).into_iter().map(|c| c.sha).collect();
+    let (per_page, page) = state.page_params(request, 30);
+    let (items, last) = super::server::page_of(&history, per_page, page);
+    let body: Vec<Value> = items.iter().map(|sha| listed_commit(state, sha)).collect();
+    let reply = Reply::json(200, Value::Array(body));
+    match state.link_header(request, per_page, page, last) {
+        Some(link) => reply.header("link", link),
+        None => reply,
+    }
+}
+
+/// `GET /repos/{o}/{r}/commits/{ref}` ("Get a commit"): the commit a branch or sha names,
+/// with its `files` against the first parent; 422 "No commit found for SHA: ..." otherwise.
+pub(super) fn get_commit_ref(state: &State, reference: &str, doc: &str) -> Reply {
+    let Some(sha) = state.repo.resolve(reference) else {
+        return error(422, &format!("No commit found for SHA: {reference}"), doc);
+    };
+    let mut value = listed_commit(state, &sha);
+    let parent = state.repo.commit(&sha).and_then(|c| c.parents.first().cloned());
+    let old = parent.map(|p| state.repo.files_at(&p)).unwrap_or_default();
+    value["files"] = Value::Array(changed_files(state, &old, &state.repo.files_at(&sha)));
+    Reply::json(200, value)
+}
+
+/// The `diff-entry` list between two file sets (every required field): status
+/// added/removed/modified, and line counts from a line-multiset difference (what a unified
+/// diff of a changed block counts).
+pub(super) fn changed_files(
+    state: &State,
+    old: &std::collections::BTreeMap<String, Vec<u8>>,
+    new: &std::collections::BTreeMap<String, Vec<u8>>,
+) -> Vec<Value> {
+    let (api, html) = (api(state), format!("{}/{}", state.base_url(), state.full_name()));
+    fn lines(bytes: &[u8]) -> std::collections::BTreeMap<&[u8], usize> {
+        let mut out = std::collections::BTreeMap::new();
+        for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            *out.entry(line).or_insert(0) += 1;
+        }
+        out
+    }
+    fn minus(a: &std::collections::BTreeMap<&[u8], usize>, b: &std::collections::BTreeMap<&[u8], usize>) -> usize {
+        a.iter()
+            .map(|(line, n)| n.saturating_sub(*b.get(line).unwrap_or(&0)))
+            .sum()
+    }
+    let mut changed = Vec::new();
+    for path in old.keys().chain(new.keys()).collect::<std::collections::BTreeSet<_>>() {
+        let (before, after) = (old.get(path), new.get(path));
+        let status = match (before, after) {
+            (None, Some(_)) => "added",
+            (Some(_), None) => "removed",
+            (Some(a), Some(b)) if a != b => "modified",
+            _ => continue,
+        };
+        let (a, b) = (
+            lines(before.map_or(&[][..], Vec::as_slice)),
+            lines(after.map_or(&[][..], Vec::as_slice)),
+        );
+        let (additions, deletions) = (minus(&b, &a), minus(&a, &b));
+        let blob = super::sha1::object_id("blob", after.or(before).map_or(&[][..], Vec::as_slice));
+        changed.push(json!({
+            "sha": blob,
+            "filename": path,
+            "status": status,
+            "additions": additions,
+            "deletions": deletions,
+            "changes": additions + deletions,
+            "blob_url": format!("{html}/blob/{blob}/{path}"),
+            "raw_url": format!("{html}/raw/{blob}/{path}"),
+            "contents_url": format!("{api}/contents/{path}"),
+        }));
+    }
+    changed
+}
+
+/// `GET /repos/{o}/{r}/compare/{base}...{head}` ("Compare two commits"): status, ahead_by,
+/// behind_by, the commits on head not on base (oldest first), and the changed files.
+pub(super) fn compare(state: &State, basehead: &str, doc: &str) -> Reply {
+    let Some((base, head)) = basehead.split_once("...") else {
+        return not_found(doc);
+    };
+    let (Some(base_sha), Some(head_sha)) = (state.repo.resolve(base), state.repo.resolve(head)) else {
+        return not_found(doc);
+    };
+    let on_base: std::collections::HashSet<String> = state.repo.history(&base_sha).into_iter().map(|c| c.sha).collect();
+    let on_head: std::collections::HashSet<String> = state.repo.history(&head_sha).into_iter().map(|c| c.sha).collect();
+    let mut ahead: Vec<String> = state
+        .repo
+        .history(&head_sha)
+        .into_iter()
+        .map(|c| c.sha)
+        .filter(|s| !on_base.contains(s))
+        .collect();
+    ahead.reverse();
+    let behind = on_base.iter().filter(|s| !on_head.contains(*s)).count();
+    let status = match (ahead.len(), behind) {
+        (0, 0) => "identical",
+        (_, 0) => "ahead",
+        (0, _) => "behind",
+        _ => "diverged",
+    };
+    let changed = changed_files(state, &state.repo.files_at(&base_sha), &state.repo.files_at(&head_sha));
+    let merge_base = state
+        .repo
+        .history(&head_sha)
+        .into_iter()
+        .find(|c| on_base.contains(&c.sha))
+        .map(|c| listed_commit(state, &c.sha));
+    Reply::json(
+        200,
+        json!({
+            "url": format!("{}/compare/{basehead}", api(state)),
+            "html_url": format!("{}/{}/compare/{basehead}", state.base_url(), state.full_name()),
+            "permalink_url": format!("{}/{}/compare/{base_sha}...{head_sha}", state.base_url(), state.full_name()),
+            "diff_url": format!("{}/{}/compare/{basehead}.diff", state.base_url(), state.full_name()),
+            "patch_url": format!("{}/{}/compare/{basehead}.patch", state.base_url(), state.full_name()),
+            "status": status,
+            "ahead_by": ahead.len(),
+            "behind_by": behind,
+            "total_commits": ahead.len(),
+            "base_commit": listed_commit(state, &base_sha),
+            "merge_base_commit": merge_base,
+            "commits": ahead.iter().map(|sha| listed_commit(state, sha)).collect::<Vec<_>>(),
+            "files": changed,
         }),
     )
 }

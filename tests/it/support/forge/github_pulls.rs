@@ -9,8 +9,29 @@ use super::server::{Reply, Req, page_of};
 use super::store::{iso_date, now};
 use super::{PullState, State};
 
-fn user(login: &str) -> Value {
-    json!({"login": login, "id": login.len() as u64 * 1000 + 7, "type": "User"})
+/// The `simple-user` schema (every required field).
+pub(super) fn user(base: &str, login: &str) -> Value {
+    let api = format!("{base}/api/v3/users/{login}");
+    json!({
+        "login": login,
+        "id": login.bytes().map(u64::from).sum::<u64>() + 1000,
+        "node_id": format!("U_{login}"),
+        "avatar_url": format!("{base}/avatars/u/{login}"),
+        "gravatar_id": "",
+        "url": api,
+        "html_url": format!("{base}/{login}"),
+        "followers_url": format!("{api}/followers"),
+        "following_url": format!("{api}/following{{/other_user}}"),
+        "gists_url": format!("{api}/gists{{/gist_id}}"),
+        "starred_url": format!("{api}/starred{{/owner}}{{/repo}}"),
+        "subscriptions_url": format!("{api}/subscriptions"),
+        "organizations_url": format!("{api}/orgs"),
+        "repos_url": format!("{api}/repos"),
+        "events_url": format!("{api}/events{{/privacy}}"),
+        "received_events_url": format!("{api}/received_events"),
+        "type": "User",
+        "site_admin": false,
+    })
 }
 
 fn label(state: &State, name: &str) -> Value {
@@ -25,44 +46,100 @@ fn label(state: &State, name: &str) -> Value {
     })
 }
 
-fn pull_json(state: &State, p: &PullState) -> Value {
-    let api = format!("{}/api/v3/repos/{}", state.base_url(), state.full_name());
-    let html = format!("{}/{}", state.base_url(), state.full_name());
+/// The `pull-request-simple` schema (list items), or with `full` the `pull-request` schema
+/// (get, create, update, request reviewers); every required field of each.
+fn pull_json(state: &State, p: &PullState, full: bool) -> Value {
+    let base = state.base_url();
+    let api = format!("{base}/api/v3/repos/{}", state.full_name());
+    let html = format!("{base}/{}", state.full_name());
+    let user = |login: &str| user(&base, login);
     let end = |branch: &str| {
         json!({
             "label": format!("{}:{branch}", state.owner),
             "ref": branch,
             "sha": state.repo.branches.get(branch).cloned().unwrap_or_default(),
             "user": user(&state.owner),
-            "repo": {"name": state.name, "full_name": state.full_name(), "private": true},
+            "repo": {"id": 1296269, "name": state.name, "full_name": state.full_name(), "private": true,
+                     "url": api, "html_url": html},
         })
     };
-    json!({
-        "url": format!("{api}/pulls/{}", p.number),
-        "id": 1000 + p.number,
-        "node_id": format!("PR_{}", p.number),
-        "html_url": format!("{html}/pull/{}", p.number),
-        "issue_url": format!("{api}/issues/{}", p.number),
-        "number": p.number,
+    let n = p.number;
+    let head_sha = state.repo.branches.get(&p.head).cloned().unwrap_or_default();
+    let link = |href: String| json!({"href": href});
+    let links = json!({
+        "self": link(format!("{api}/pulls/{n}")),
+        "html": link(format!("{html}/pull/{n}")),
+        "issue": link(format!("{api}/issues/{n}")),
+        "comments": link(format!("{api}/issues/{n}/comments")),
+        "review_comments": link(format!("{api}/pulls/{n}/comments")),
+        "review_comment": link(format!("{api}/pulls/comments{{/number}}")),
+        "commits": link(format!("{api}/pulls/{n}/commits")),
+        "statuses": link(format!("{api}/statuses/{head_sha}")),
+    });
+    let mut value = json!({
+        "url": format!("{api}/pulls/{n}"),
+        "id": 1000 + n,
+        "node_id": format!("PR_{n}"),
+        "html_url": format!("{html}/pull/{n}"),
+        "diff_url": format!("{html}/pull/{n}.diff"),
+        "patch_url": format!("{html}/pull/{n}.patch"),
+        "issue_url": format!("{api}/issues/{n}"),
+        "commits_url": format!("{api}/pulls/{n}/commits"),
+        "review_comments_url": format!("{api}/pulls/{n}/comments"),
+        "review_comment_url": format!("{api}/pulls/comments{{/number}}"),
+        "comments_url": format!("{api}/issues/{n}/comments"),
+        "statuses_url": format!("{api}/statuses/{head_sha}"),
+        "number": n,
         "state": p.state,
         "locked": false,
         "title": p.title,
         "user": user("rightsizer-bot"),
         "body": p.body,
         "labels": p.labels.iter().map(|l| label(state, l)).collect::<Vec<_>>(),
+        "milestone": null,
+        "active_lock_reason": null,
         "created_at": iso_date(p.created),
         "updated_at": iso_date(p.updated),
-        "closed_at": null,
+        "closed_at": if p.state == "closed" { json!(iso_date(p.updated)) } else { Value::Null },
         "merged_at": null,
+        "merge_commit_sha": null,
         "assignee": p.assignees.first().map(|a| user(a)),
         "assignees": p.assignees.iter().map(|a| user(a)).collect::<Vec<_>>(),
         "requested_reviewers": p.reviewers.iter().map(|r| user(r)).collect::<Vec<_>>(),
         "requested_teams": [],
         "head": end(&p.head),
         "base": end(&p.base),
-        "draft": p.draft,
+        "_links": links,
         "author_association": "CONTRIBUTOR",
-    })
+        "auto_merge": null,
+        "draft": p.draft,
+    });
+    if full {
+        let base_sha = state.repo.branches.get(&p.base).cloned().unwrap_or_default();
+        let commits = state.repo.commits_between(&base_sha, &head_sha);
+        let changed =
+            super::github_git::changed_files(state, &state.repo.files_at(&base_sha), &state.repo.files_at(&head_sha));
+        let count = |key: &str| changed.iter().map(|f| f[key].as_u64().unwrap_or(0)).sum::<u64>();
+        let extra = json!({
+            "merged": false,
+            // GitHub computes mergeability in the background; a fresh read reports it unknown.
+            "mergeable": null,
+            "rebaseable": null,
+            "mergeable_state": "unknown",
+            "merged_by": null,
+            "comments": 0,
+            "review_comments": 0,
+            "maintainer_can_modify": false,
+            "commits": commits,
+            "additions": count("additions"),
+            "deletions": count("deletions"),
+            "changed_files": changed.len(),
+        });
+        if let (Some(value), Some(extra)) = (value.as_object_mut(), extra.as_object()) {
+            value.extend(extra.clone());
+        }
+    }
+    value
 }
 
 /// `GET /repos/{o}/{r}/pulls?state=&head=owner:branch&base=&per_page=&page=`: newest first,
@@ -99,7 +176,7 @@ pub(super) fn list(state: &State, request: &Req) -> Reply {
     }
     let (per_page, page) = state.page_params(request, 30);
     let (items, last) = page_of(&pulls, per_page, page);
-    let body: Vec<Value> = items.into_iter().map(|p| pull_json(state, p)).collect();
+    let body: Vec<Value> = items.into_iter().map(|p| pull_json(state, p, false)).collect();
     let reply = Reply::json(200, Value::Array(body));
     match state.link_header(request, per_page, page, last) {
         Some(link) => reply.header("link", link),
@@ -113,7 +190,7 @@ fn find(state: &State, number: u64) -> Option<usize> {
 
 pub(super) fn get(state: &State, number: u64, doc: &str) -> Reply {
     match find(state, number) {
-        Some(i) => Reply::json(200, pull_json(state, &state.pulls[i])),
+        Some(i) => Reply::json(200, pull_json(state, &state.pulls[i], true)),
         None => not_found(doc),
     }
 }
@@ -187,7 +264,7 @@ pub(super) fn create(state: &mut State, body: &Value, doc: &str) -> Reply {
         created: t,
         updated: t,
     };
-    let json = pull_json(state, &pull);
+    let json = pull_json(state, &pull, true);
     state.pulls.push(pull);
     let location = json["url"].as_str().unwrap_or_default().to_string();
     Reply::json(201, json).header("location", location)
@@ -228,7 +305,7 @@ pub(super) fn update(state: &mut State, number: u64, body: &Value, doc: &str) ->
         pull.base = base.to_string();
     }
     pull.updated = now();
-    Reply::json(200, pull_json(state, &state.pulls[i]))
+    Reply::json(200, pull_json(state, &state.pulls[i], true))
 }
 
 /// `POST /repos/{o}/{r}/issues/{n}/labels` {labels: [..]} (or a bare array): 200 with every
@@ -284,7 +361,7 @@ pub(super) fn request_reviewers(state: &mut State, number: u64, body: &Value, do
             pull.reviewers.push(r);
         }
     }
-    Reply::json(201, pull_json(state, &state.pulls[i]))
+    Reply::json(201, pull_json(state, &state.pulls[i], true))
 }
 
 /// `POST /repos/{o}/{r}/issues/{n}/assignees` {assignees}: 201 with the issue; users without
@@ -312,8 +389,8 @@ pub(super) fn add_assignees(state: &mut State, number: u64, body: &Value, doc: &
         "title": p.title,
         "state": p.state,
         "html_url": format!("{html}/pull/{}", p.number),
-        "assignee": p.assignees.first().map(|a| user(a)),
-        "assignees": p.assignees.iter().map(|a| user(a)).collect::<Vec<_>>(),
+        "assignee": p.assignees.first().map(|a| user(&state.base_url(), a)),
+        "assignees": p.assignees.iter().map(|a| user(&state.base_url(), a)).collect::<Vec<_>>(),
         "labels": p.labels.iter().map(|l| label(state, l)).collect::<Vec<_>>(),
         "pull_request": {"url": format!("{}/api/v3/repos/{}/pulls/{}", state.base_url(), state.full_name(), p.number)},
     });

@@ -1,16 +1,16 @@
 //! The fake GitLab REST API (`/api/v4`): authentication, `RateLimit-*` headers and 429s,
 //! injected failures, read-only tokens, projects, branches, commits (read, and create with
-//! actions), repository archives and users; merge requests are in `gitlab_mr.rs`. Shapes and
-//! errors follow docs.gitlab.com/api (rest/, projects, branches, commits, repositories, users,
-//! rest/troubleshooting) and GitLab's own API code where the docs are silent (named in place).
+//! actions, in `gitlab_commits.rs`), repository archives and users; merge requests are in
+//! `gitlab_mr.rs`. Shapes and errors follow docs.gitlab.com/api (rest/, projects, branches,
+//! commits, repositories, users, rest/troubleshooting) and GitLab's own API code where the
+//! docs are silent (named in place).
 
 use axum::http::Method;
-use base64::Engine;
 use serde_json::{Value, json};
 
 use super::server::{Reply, Req};
-use super::store::{Person, now};
-use super::{State, archive, gitlab_mr, store};
+use super::store::now;
+use super::{State, archive, gitlab_commits, gitlab_mr};
 
 /// `{"message": "..."}`, the body of GitLab's `render_api_error!`.
 pub(super) fn message(status: u16, text: &str) -> Reply {
@@ -129,7 +129,8 @@ fn authenticated(state: &mut State, request: &Req) -> Reply {
     let ["projects", id, rest @ ..] = a.as_slice() else {
         return route_not_found();
     };
-    let known = *id == state.full_name() || *id == state.project_id.to_string();
+    // Project paths are matched without regard to case, as GitLab routes them.
+    let known = id.eq_ignore_ascii_case(&state.full_name()) || *id == state.project_id.to_string();
     let routed = route(m, rest);
     if !known {
         return if routed {
@@ -141,11 +142,16 @@ fn authenticated(state: &mut State, request: &Req) -> Reply {
     match (m.as_str(), rest) {
         ("GET", []) => Reply::json(200, project_json(state)),
         ("GET", ["repository", "branches", branch @ ..]) if !branch.is_empty() => get_branch(state, &branch.join("/")),
+        ("POST", ["repository", "branches"]) => create_branch(state, request, &body),
+        ("DELETE", ["repository", "branches", branch @ ..]) if !branch.is_empty() => {
+            delete_branch(state, &branch.join("/"))
+        }
         ("GET", ["repository", "commits", sha]) => match state.repo.resolve(sha) {
             Some(sha) => Reply::json(200, commit_json(state, &sha, None)),
             None => message(404, "404 Commit Not Found"),
         },
-        ("POST", ["repository", "commits"]) => create_commit(state, &body),
+        ("POST", ["repository", "commits"]) => gitlab_commits::create(state, &body),
+        ("GET", ["repository", "commits"]) => gitlab_commits::list(state, request),
         ("GET", ["repository", "archive.tar.gz"]) | ("GET", ["repository", "archive"]) => archive(state, request),
         ("GET", ["merge_requests"]) => gitlab_mr::list(state, request),
         ("POST", ["merge_requests"]) => gitlab_mr::create(state, &body),
@@ -161,8 +167,11 @@ fn route(method: &Method, rest: &[&str]) -> bool {
         (method.as_str(), rest),
         ("GET", [])
             | ("GET", ["repository", "branches", _, ..])
+            | ("POST", ["repository", "branches"])
+            | ("DELETE", ["repository", "branches", _, ..])
             | ("GET", ["repository", "commits", _])
             | ("POST", ["repository", "commits"])
+            | ("GET", ["repository", "commits"])
             | ("GET", ["repository", "archive.tar.gz"])
             | ("GET", ["repository", "archive"])
             | ("GET", ["merge_requests"])
@@ -263,6 +272,48 @@ fn get_branch(state: &State, name: &str) -> Reply {
     )
 }
 
+/// `POST /projects/:id/repository/branches` (branch, ref; query or body) ("Branches API":
+/// create repository branch): 201; 400 "Branch already exists" / "Invalid reference name".
+fn create_branch(state: &mut State, request: &Req, body: &Value) -> Reply {
+    let param = |key: &str| {
+        request
+            .param(key)
+            .map(str::to_string)
+            .or_else(|| body[key].as_str().map(str::to_string))
+    };
+    let (Some(branch), Some(reference)) = (param("branch"), param("ref")) else {
+        let missing: Vec<String> = ["branch", "ref"]
+            .into_iter()
+            .filter(|k| param(k).is_none())
+            .map(|k| format!("{k} is missing"))
+            .collect();
+        return bad_params(&missing.join(", "));
+    };
+    if state.repo.branches.contains_key(&branch) {
+        return message(400, "Branch already exists");
+    }
+    let Some(sha) = state.repo.resolve(&reference) else {
+        return message(400, &format!("Invalid reference name: {reference}"));
+    };
+    state.repo.branches.insert(branch.clone(), sha);
+    let mut reply = get_branch(state, &branch);
+    reply.status = 201;
+    reply
+}
+
+/// `DELETE /projects/:id/repository/branches/:branch`: 204; 404 "404 Branch Not Found".
+/// Open merge requests from it stay open, as on GitLab.
+fn delete_branch(state: &mut State, branch: &str) -> Reply {
+    if branch == state.repo.default_branch {
+        // `Branches::DeleteService`: the default branch is refused with 405.
+        return message(405, "Cannot remove HEAD branch");
+    }
+    if state.repo.branches.remove(branch).is_none() {
+        return message(404, "404 Branch Not Found");
+    }
+    Reply::empty(204)
+}
+
 /// `GET /projects/:id/repository/archive[.tar.gz]?sha=&path=` ("Repositories API": get file
 /// archive): the tree at `sha` (default branch when absent), only the files under `path`,
 /// under the top directory GitLab names (`archive::gitlab_prefix`).
@@ -316,153 +367,4 @@ pub(super) fn user_json(state: &State, username: &str, id: u64) -> Value {
         "avatar_url": null,
         "web_url": format!("{}/{username}", state.base_url()),
     })
-}
-
-/// `POST /projects/:id/repository/commits` ("Commits API": create a commit with multiple
-/// files and actions). Branch rules from `Commits::CreateService` (gitlab-org/gitlab):
-/// without `start_branch`/`start_sha` the branch must exist ("You can only create or edit
-/// files when you are on a branch"); starting elsewhere onto an existing branch needs `force`
-/// ("A branch called '...' already exists. Switch to that branch in order to make changes").
-fn create_commit(state: &mut State, body: &Value) -> Reply {
-    let missing: Vec<&str> = ["branch", "commit_message", "actions"]
-        .into_iter()
-        .filter(|k| body[*k].is_null())
-        .collect();
-    if !missing.is_empty() {
-        let text: Vec<String> = missing.iter().map(|k| format!("{k} is missing")).collect();
-        return bad_params(&text.join(", "));
-    }
-    let (Some(branch), Some(commit_message), Some(actions)) = (
-        body["branch"].as_str(),
-        body["commit_message"].as_str(),
-        body["actions"].as_array(),
-    ) else {
-        return bad_params("branch is invalid, commit_message is invalid, actions is invalid");
-    };
-    let start_branch = body["start_branch"].as_str();
-    let start_sha = body["start_sha"].as_str();
-    if start_branch.is_some() && start_sha.is_some() {
-        return bad_params("start_branch, start_sha are mutually exclusive");
-    }
-    let force = body["force"].as_bool().unwrap_or(false);
-    let empty = state.repo.branches.is_empty();
-    let parent = match (start_sha, start_branch) {
-        (Some(sha), _) => match state.repo.commit(sha) {
-            Some(c) => Some(c.sha.clone()),
-            None => return message(400, &format!("Invalid start_sha: {sha}")),
-        },
-        (None, from) => {
-            let from = from.unwrap_or(branch);
-            match state.repo.branches.get(from) {
-                Some(sha) => Some(sha.clone()),
-                None if empty => None,
-                None => return message(400, "You can only create or edit files when you are on a branch"),
-            }
-        }
-    };
-    let different_branch = start_sha.is_some() || start_branch.is_some_and(|s| s != branch);
-    if !empty && different_branch && state.repo.branches.contains_key(branch) && !force {
-        return message(
-            400,
-            &format!("A branch called '{branch}' already exists. Switch to that branch in order to make changes"),
-        );
-    }
-    let mut tree = parent
-        .as_deref()
-        .and_then(|sha| state.repo.commit(sha))
-        .and_then(|c| state.repo.trees.get(&c.tree))
-        .cloned()
-        .unwrap_or_default();
-    let (mut additions, mut deletions) = (0usize, 0usize);
-    for (i, action) in actions.iter().enumerate() {
-        let Some(path) = action["file_path"]
-            .as_str()
-            .map(|p| p.trim_start_matches('/').to_string())
-        else {
-            return bad_params(&format!("actions[{i}][file_path] is missing"));
-        };
-        let content = match action["content"].as_str() {
-            None => None,
-            Some(text) => match action["encoding"].as_str().unwrap_or("text") {
-                "text" => Some(text.as_bytes().to_vec()),
-                "base64" => match base64::engine::general_purpose::STANDARD.decode(text.replace('\n', "")) {
-                    Ok(bytes) => Some(bytes),
-                    Err(_) => return message(400, "Invalid base64 content"),
-                },
-                _ => return bad_params(&format!("actions[{i}][encoding] does not have a valid value")),
-            },
-        };
-        let lines = |bytes: &[u8]| bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()).count();
-        let old_lines = |tree: &store::Tree, path: &str| {
-            tree.get(path)
-                .and_then(|blob| state.repo.blobs.get(blob))
-                .map_or(0, |b| lines(b))
-        };
-        match action["action"].as_str().unwrap_or("") {
-            "create" => {
-                if tree.contains_key(&path) {
-                    return message(400, "A file with this name already exists");
-                }
-                let bytes = content.unwrap_or_default();
-                additions += lines(&bytes);
-                tree.insert(path, state.repo.put_blob(&bytes));
-            }
-            "update" => {
-                if !tree.contains_key(&path) {
-                    return message(400, "A file with this name doesn't exist");
-                }
-                let bytes = content.unwrap_or_default();
-                deletions += old_lines(&tree, &path);
-                additions += lines(&bytes);
-                tree.insert(path, state.repo.put_blob(&bytes));
-            }
-            "delete" => {
-                if !tree.contains_key(&path) {
-                    return message(400, "A file with this name doesn't exist");
-                }
-                deletions += old_lines(&tree, &path);
-                tree.remove(&path);
-            }
-            "move" => {
-                let Some(previous) = action["previous_path"]
-                    .as_str()
-                    .map(|p| p.trim_start_matches('/').to_string())
-                else {
-                    return bad_params(&format!("actions[{i}][previous_path] is missing"));
-                };
-                let Some(blob) = tree.get(&previous).cloned() else {
-                    return message(400, "A file with this name doesn't exist");
-                };
-                if tree.contains_key(&path) {
-                    return message(400, "A file with this name already exists");
-                }
-                tree.remove(&previous);
-                let blob = match content {
-                    Some(bytes) => state.repo.put_blob(&bytes),
-                    None => blob,
-                };
-                tree.insert(path, blob);
-            }
-            "chmod" => {
-                if !tree.contains_key(&path) {
-                    return message(400, "A file with this name doesn't exist");
-                }
-            }
-            _ => return bad_params(&format!("actions[{i}][action] does not have a valid value")),
-        }
-    }
-    let tree = state.repo.put_tree(tree);
-    // The author may be set; the committer is the token's user.
-    let t = now();
-    let bot = Person::new("rightsizer-bot", "rightsizer-bot@example.com", t);
-    let author = match (body["author_name"].as_str(), body["author_email"].as_str()) {
-        (Some(name), Some(email)) => Person::new(name, email, t),
-        (Some(name), None) => Person::new(name, &bot.email, t),
-        _ => bot.clone(),
-    };
-    let sha = state
-        .repo
-        .put_commit(&tree, parent.into_iter().collect(), commit_message, author, bot);
-    state.repo.branches.insert(branch.to_string(), sha.clone());
-    Reply::json(201, commit_json(state, &sha, Some((additions, deletions))))
 }

@@ -87,39 +87,14 @@ pub(super) fn list(state: &State, request: &Req) -> Reply {
     let (per_page, page) = state.page_params(request, 20);
     let (items, last) = page_of(&mrs, per_page, page);
     let body: Vec<Value> = items.into_iter().map(|p| mr_json(state, p)).collect();
-    let next = if page < last {
-        (page + 1).to_string()
-    } else {
-        String::new()
-    };
-    let prev = if page > 1 {
-        (page - 1).to_string()
-    } else {
-        String::new()
-    };
-    let mut links = Vec::new();
-    if page > 1 {
-        links.push(format!(
-            "<{}>; rel=\"prev\"",
-            state.page_url(request, per_page, page - 1)
-        ));
-    }
-    if page < last {
-        links.push(format!(
-            "<{}>; rel=\"next\"",
-            state.page_url(request, per_page, page + 1)
-        ));
-    }
-    links.push(format!("<{}>; rel=\"first\"", state.page_url(request, per_page, 1)));
-    links.push(format!("<{}>; rel=\"last\"", state.page_url(request, per_page, last)));
-    Reply::json(200, Value::Array(body))
-        .header("x-page", page.to_string())
-        .header("x-per-page", per_page.to_string())
-        .header("x-next-page", next)
-        .header("x-prev-page", prev)
-        .header("x-total", mrs.len().to_string())
-        .header("x-total-pages", last.to_string())
-        .header("Link", links.join(", "))
+    state.gitlab_pages(
+        Reply::json(200, Value::Array(body)),
+        request,
+        per_page,
+        page,
+        last,
+        mrs.len(),
+    )
 }
 
 fn find(state: &State, iid: &str) -> Option<usize> {

@@ -9,6 +9,30 @@
 //! handler names its page), records every request, and injects failures: errors, primary and
 //! secondary rate limits, read-only tokens, small pages. Anything it does not implement answers
 //! the provider's 404, so a client calling an unknown endpoint fails loudly.
+//!
+//! Served, GitHub (under `/api/v3/repos/{owner}/{repo}`): `GET ""`, `GET git/ref/heads/{b}`,
+//! `POST git/refs`, `PATCH`/`DELETE git/refs/heads/{b}`, `GET git/commits/{sha}`,
+//! `POST git/commits`, `POST git/trees`, `POST git/blobs`, `GET branches/{b}`, `GET commits`,
+//! `GET commits/{ref}`, `GET compare/{base}...{head}`, `GET tarball/{ref}` (302 to
+//! `/_codeload/...`), `GET`/`POST pulls`, `GET`/`PATCH pulls/{n}`,
+//! `POST pulls/{n}/requested_reviewers`, `POST issues/{n}/labels`, `POST issues/{n}/assignees`.
+//! GitLab (under `/api/v4/projects/{id}`, id = `org%2Frepo` or the number): `GET ""`,
+//! `GET`/`DELETE repository/branches/{b}`, `POST repository/branches`, `GET`/`POST
+//! repository/commits`, `GET repository/commits/{sha}`, `GET repository/archive[.tar.gz]`,
+//! `GET`/`POST merge_requests`, `GET`/`PUT merge_requests/{iid}`; and `GET /api/v4/users`.
+//!
+//! As on the real services, a request without credentials is answered 404 for the private
+//! repository/project (GitHub "Troubleshooting the REST API"; GitLab likewise), a wrong token
+//! 401. Not modelled: GraphQL, the contents and files APIs, tags, forks, merging, checks and
+//! statuses, ETags, `X-GitHub-Api-Version` validation, form-encoded GitLab bodies (JSON only).
+//!
+//! ```ignore
+//! let forge = FakeForge::start_blocking(Provider::GitHub, "org/repo", "token");
+//! forge.seed("main", &[("k8s/web.yaml", b"kind: Deployment\n")]);
+//! // run the binary with the API base `forge.url()` and the token, then:
+//! assert_eq!(forge.pulls()[0].head, "rightsizer/prod");
+//! assert!(forge.writes().is_empty()); // on a run with nothing to change
+//! ```
 #![allow(dead_code)]
 
 mod archive;
@@ -16,6 +40,7 @@ mod github;
 mod github_git;
 mod github_pulls;
 mod gitlab;
+mod gitlab_commits;
 mod gitlab_mr;
 mod server;
 mod sha1;
@@ -45,6 +70,9 @@ pub enum RateLimit {
     /// GitHub: 403 with `retry-after` and "You have exceeded a secondary rate limit";
     /// GitLab has one kind only and answers as for `Primary`.
     Secondary,
+    /// The same secondary limit answered with 429, which GitHub also sends ("If you exceed a
+    /// secondary rate limit, you will receive a 403 or 429 response").
+    SecondaryTooManyRequests,
 }
 
 /// A commit of the repository, as tests look at it.
@@ -86,6 +114,8 @@ pub struct Recorded {
     pub path: String,
     /// The raw query string ("" when absent).
     pub query: String,
+    /// The request body as text (lossy UTF-8; "" when empty).
+    pub body: String,
     pub status: u16,
 }
 
@@ -396,9 +426,10 @@ impl FakeForge {
         self.lock().requests.clear();
     }
 
-    /// Answers the next `times` requests with `method` ("*" for any) whose raw path starts
-    /// with `path_prefix` (e.g. `/api/v3/repos/org/repo/pulls`) with `status` and the body the
-    /// provider sends with it.
+    /// Answers the next `times` requests with `method` ("*" for any) whose raw, still
+    /// percent-encoded path starts with `path_prefix` (e.g. `/api/v3/repos/org/repo/pulls`,
+    /// `/api/v4/projects/org%2Frepo/merge_requests`) with `status` and the body the provider
+    /// sends with it. Checked after authentication and rate limits, before routing.
     pub fn fail_next(&self, method: &str, path_prefix: &str, status: u16, times: usize) {
         self.lock().failures.push(Failure {
             method: method.to_ascii_uppercase(),

@@ -147,6 +147,7 @@ impl State {
             method: request.method.to_string(),
             path: request.path.clone(),
             query: request.query.clone(),
+            body: String::from_utf8_lossy(&request.body).into_owned(),
             status: 0,
         });
         let reply = match self.provider {
@@ -215,7 +216,7 @@ impl State {
         format!("{}{}?{}", self.base_url(), request.path, query.finish())
     }
 
-    /// An RFC 8288 `Link` header over pages 1..=last (rel next, last, first, prev as
+    /// An RFC 8288 `Link` header over pages 1..=last (rel prev, next, last, first as
     /// applicable), or None when everything fits on one page.
     pub(super) fn link_header(&self, request: &Req, per_page: usize, page: usize, last: usize) -> Option<String> {
         if last <= 1 && page <= 1 {
@@ -234,13 +235,63 @@ impl State {
                 self.page_url(request, per_page, page + 1)
             ));
         }
-        if page > 1 {
-            links.push(format!("<{}>; rel=\"first\"", self.page_url(request, per_page, 1)));
-        }
+        // GitHub's order: prev, next, last, first.
         if page < last {
             links.push(format!("<{}>; rel=\"last\"", self.page_url(request, per_page, last)));
         }
+        if page > 1 {
+            links.push(format!("<{}>; rel=\"first\"", self.page_url(request, per_page, 1)));
+        }
         Some(links.join(", "))
+    }
+}
+
+impl State {
+    /// GitLab's pagination headers ("REST API": pagination): `x-page`, `x-per-page`,
+    /// `x-next-page` and `x-prev-page` (empty when none), `x-total`, `x-total-pages`, and a
+    /// `Link` with prev/next when they exist and first/last always.
+    pub(super) fn gitlab_pages(
+        &self,
+        reply: Reply,
+        request: &Req,
+        per_page: usize,
+        page: usize,
+        last: usize,
+        total: usize,
+    ) -> Reply {
+        let next = if page < last {
+            (page + 1).to_string()
+        } else {
+            String::new()
+        };
+        let prev = if page > 1 {
+            (page - 1).to_string()
+        } else {
+            String::new()
+        };
+        let mut links = Vec::new();
+        if page > 1 {
+            links.push(format!(
+                "<{}>; rel=\"prev\"",
+                self.page_url(request, per_page, page - 1)
+            ));
+        }
+        if page < last {
+            links.push(format!(
+                "<{}>; rel=\"next\"",
+                self.page_url(request, per_page, page + 1)
+            ));
+        }
+        links.push(format!("<{}>; rel=\"first\"", self.page_url(request, per_page, 1)));
+        links.push(format!("<{}>; rel=\"last\"", self.page_url(request, per_page, last)));
+        reply
+            .header("x-page", page.to_string())
+            .header("x-per-page", per_page.to_string())
+            .header("x-next-page", next)
+            .header("x-prev-page", prev)
+            .header("x-total", total.to_string())
+            .header("x-total-pages", last.to_string())
+            .header("Link", links.join(", "))
     }
 }
 
