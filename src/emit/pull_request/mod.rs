@@ -333,7 +333,7 @@ async fn steps(forge: &Forge<'_>, target: &PullRequestTarget, input: &Input<'_>)
     if let (Some(head), Some(None)) = (&bot, &ours) {
         report.action = Action::LeftAlone;
         report.note = Some(format!(
-            "branch {} has a commit rightsizer did not make ({}); the branch and its pull request are left alone: merge or close the pull request, or delete the branch, and the next run starts again",
+            "branch {} has a commit rightsizer did not make ({}); the branch and its pull request are left alone until the branch is deleted (after merging, or to start again)",
             target.branch,
             short(&head.sha)
         ));

@@ -69,6 +69,38 @@ fn pull_request_patches_mode_deletes_stale_patch_files() {
         .collect();
         let run = run_binary(&args, "info");
         run.assert_ok();
+        // One write carries every file inline, the deletion included; no blob per file.
+        let writes = forge.writes();
+        let commit = match provider {
+            Provider::GitHub => writes.iter().find(|r| r.path.ends_with("/git/trees")).unwrap(),
+            Provider::GitLab => writes.iter().find(|r| r.path.ends_with("/repository/commits")).unwrap(),
+        };
+        let body: serde_json::Value = serde_json::from_str(&commit.body).unwrap();
+        let gone = "deploy/rightsizer/shop/deployment-gone.yaml";
+        match provider {
+            Provider::GitHub => {
+                assert!(body["base_tree"].is_string(), "{body}");
+                let entry = body["tree"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|e| e["path"] == gone)
+                    .unwrap();
+                assert!(entry["sha"].is_null() && entry.get("sha").is_some(), "{entry}");
+                assert!(!writes.iter().any(|r| r.path.ends_with("/git/blobs")));
+            }
+            Provider::GitLab => {
+                assert_eq!(body["force"], true);
+                assert!(body["start_sha"].is_string(), "{body}");
+                let action = body["actions"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|a| a["file_path"] == gone)
+                    .unwrap();
+                assert_eq!(action["action"], "delete", "{action}");
+            }
+        }
         let files = forge.files("rightsizer/resources");
         assert!(
             !files.contains_key("deploy/rightsizer/shop/deployment-gone.yaml"),
