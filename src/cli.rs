@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::emit::Format;
 use crate::emit::patches::PatchFormat;
+use crate::emit::pull_request::Mode as PullRequestMode;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -390,6 +391,54 @@ pub struct OutputArgs {
         value_delimiter = ','
     )]
     pub push_grouping: Vec<String>,
+    /// Open or update a pull request (GitHub) or merge request (GitLab) with the change:
+    /// `PROVIDER:REPOSITORY[@BASE][:PATH]`, e.g. `github:org/repo@main:k8s/` (config
+    /// `outputs.pullRequest`; README "Pull requests").
+    #[arg(long, value_name = "PROVIDER:REPO[@BASE][:PATH]", env = "RIGHTSIZER_PULL_REQUEST")]
+    pub pull_request: Option<String>,
+    /// File holding the GitHub or GitLab token (a mounted Secret; never the token itself).
+    #[arg(long, value_name = "FILE", env = "RIGHTSIZER_PULL_REQUEST_TOKEN_FILE")]
+    pub pull_request_token_file: Option<PathBuf>,
+    /// `edit` the manifests under the path (default) or write the `patches` set there.
+    #[arg(long, value_enum, env = "RIGHTSIZER_PULL_REQUEST_MODE")]
+    pub pull_request_mode: Option<PullRequestMode>,
+    /// API base URL (default https://api.github.com or https://gitlab.com; GitHub Enterprise
+    /// https://HOST/api/v3).
+    #[arg(long, value_name = "URL", env = "RIGHTSIZER_PULL_REQUEST_API_URL")]
+    pub pull_request_api_url: Option<String>,
+    /// The bot branch (default rightsizer/<kube context>).
+    #[arg(long, value_name = "BRANCH", env = "RIGHTSIZER_PULL_REQUEST_BRANCH")]
+    pub pull_request_branch: Option<String>,
+    /// Title of the pull request.
+    #[arg(long, value_name = "TITLE", env = "RIGHTSIZER_PULL_REQUEST_TITLE")]
+    pub pull_request_title: Option<String>,
+    /// Labels of a new pull request (comma-separated or repeatable).
+    #[arg(
+        long,
+        value_name = "LABEL",
+        env = "RIGHTSIZER_PULL_REQUEST_LABELS",
+        value_delimiter = ','
+    )]
+    pub pull_request_labels: Vec<String>,
+    /// Reviewers of a new pull request, usernames (GitHub teams as org/team).
+    #[arg(
+        long,
+        value_name = "USER",
+        env = "RIGHTSIZER_PULL_REQUEST_REVIEWERS",
+        value_delimiter = ','
+    )]
+    pub pull_request_reviewers: Vec<String>,
+    /// Assignees of a new pull request, usernames.
+    #[arg(
+        long,
+        value_name = "USER",
+        env = "RIGHTSIZER_PULL_REQUEST_ASSIGNEES",
+        value_delimiter = ','
+    )]
+    pub pull_request_assignees: Vec<String>,
+    /// Open a new pull request as a draft.
+    #[arg(long, env = "RIGHTSIZER_PULL_REQUEST_DRAFT", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub pull_request_draft: Option<bool>,
     /// CI check mode: exit with code 3 when any change is recommended (0 when none, 2 on
     /// error).
     #[arg(long, env = "RIGHTSIZER_CHECK", num_args = 0..=1, require_equals = true, default_missing_value = "true")]

@@ -1,6 +1,6 @@
 //! The output side of the pipeline and the only place with output side effects: the human
 //! table, the machine formats (JSON, YAML, CSV), the Markdown summary, patch files, manifest
-//! edits, annotations, `--apply` and pushed metrics. [`Outputs`] selects them for one run.
+//! edits, annotations, `--apply`, pushed metrics and the pull request. [`Outputs`] selects them for one run.
 //!
 //! Machine formats list workloads by key (namespace, kind, name) and containers in spec
 //! order, so two runs diff line by line; the table is sorted by savings for people.
@@ -18,6 +18,7 @@ mod markdown;
 pub mod outputs;
 pub mod patches;
 pub mod progress;
+pub mod pull_request;
 pub mod push;
 pub mod retry;
 pub mod table;
@@ -79,6 +80,8 @@ pub enum Error {
     },
     #[error("cannot apply the recommendation to {object}: {reason}")]
     Apply { object: String, reason: String },
+    #[error("pull request to {repository}: {reason}")]
+    PullRequest { repository: String, reason: String },
     #[error(
         "{what} needs the kubernetes api, and this run has none ({why})\nhint: run against the cluster with a kubeconfig or in-cluster access, without --snapshot or --no-kube-api"
     )]

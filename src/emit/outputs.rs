@@ -17,6 +17,7 @@ use super::change::{self, WorkloadChange};
 use super::manifests::{self, ManifestReport};
 use super::patches::{self, CurrentObjects, PatchFormat, PatchReport};
 use super::progress::Progress;
+use super::pull_request::{self, PullRequestReport, PullRequestTarget};
 use super::push::{self, RunMetrics};
 use crate::model::{Workload, WorkloadKey};
 use crate::recommend::Report;
@@ -97,6 +98,8 @@ pub struct Outputs {
     pub config_map: Option<ConfigMapTarget>,
     /// Redraw a progress line on stderr (the caller checks that stderr is a terminal).
     pub progress: bool,
+    /// Open or update a pull request with the manifest edits or the patch set.
+    pub pull_request: Option<PullRequestTarget>,
 }
 
 impl Outputs {
@@ -137,6 +140,8 @@ pub struct RunOutcome {
     pub pushed: bool,
     /// The report ConfigMap was written.
     pub config_map_written: bool,
+    /// What the pull-request output did (none when it is off or failed).
+    pub pull_request: Option<PullRequestReport>,
     /// Outputs that failed as a whole (a file not written, the Pushgateway unreachable);
     /// the other outputs still ran. Per-workload failures are in the reports above.
     pub errors: Vec<super::Error>,
@@ -237,6 +242,7 @@ pub async fn emit(run: Emit<'_>, outputs: &Outputs, progress: &Progress) -> RunO
         applied: None,
         pushed: false,
         config_map_written: false,
+        pull_request: None,
         errors: Vec::new(),
         duration: Duration::ZERO,
     };
@@ -374,6 +380,27 @@ pub async fn emit(run: Emit<'_>, outputs: &Outputs, progress: &Progress) -> RunO
             Err(e) => outcome.errors.push(e),
         }
     }
+    if let Some(target) = &outputs.pull_request {
+        // Last: a failure here leaves every other output written, and the previous pull
+        // request as it was.
+        progress.stage("updating the pull request…");
+        let input = pull_request::Input {
+            report: &report,
+            ctx: &ctx,
+            writable: &writable,
+            workloads,
+        };
+        match pull_request::run(target, input).await {
+            Ok(r) => {
+                log_pull_request(&r, target);
+                outcome.pull_request = Some(r);
+            }
+            Err(e) => outcome.errors.push(super::Error::PullRequest {
+                repository: target.repository.clone(),
+                reason: e.0,
+            }),
+        }
+    }
     progress.clear();
     tracing::info!(
         workloads = report.workloads.len(),
@@ -389,6 +416,24 @@ pub async fn emit(run: Emit<'_>, outputs: &Outputs, progress: &Progress) -> RunO
     outcome.changes = changes;
     outcome.duration = started.elapsed();
     outcome
+}
+
+fn log_pull_request(r: &PullRequestReport, target: &PullRequestTarget) {
+    let url = r.url.as_deref().unwrap_or("");
+    if let Some(note) = &r.note {
+        tracing::warn!(repository = %target.repository, action = r.action.as_str(), "pull request: {note}");
+    }
+    tracing::info!(
+        repository = %target.repository,
+        branch = %r.branch,
+        action = r.action.as_str(),
+        url,
+        files = r.files.len(),
+        committed = r.committed,
+        requests = r.requests.len(),
+        "pull request"
+    );
+    tracing::debug!(requests = ?r.requests, "pull request api calls");
 }
 
 /// `rightsizer.dev/confidence`: the lowest confidence of the workload's containers, 0 to 1.

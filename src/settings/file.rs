@@ -14,6 +14,7 @@ use serde_json::Value;
 use crate::Error;
 use crate::emit::Format;
 use crate::emit::patches::PatchFormat;
+use crate::emit::pull_request::{Mode, Provider};
 use crate::recommend::Policy;
 
 /// A config file larger than this is refused unread (a mistyped path such as `/dev/zero`
@@ -190,6 +191,42 @@ pub struct Outputs {
     pub check: bool,
     pub config_map: Option<ConfigMapOutput>,
     pub push: Option<PushOutput>,
+    /// Open and maintain a pull request (GitHub) or merge request (GitLab).
+    pub pull_request: Option<PullRequestOutput>,
+}
+
+/// `outputs.pullRequest` (README "Pull requests").
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct PullRequestOutput {
+    /// `github` or `gitlab`.
+    pub provider: Option<Provider>,
+    /// Default `https://api.github.com` or `https://gitlab.com`; GitHub Enterprise
+    /// `https://HOST/api/v3`, self-managed GitLab its base URL.
+    pub api_url: Option<String>,
+    /// `org/repo` (GitLab: `group/subgroup/project`).
+    pub repository: String,
+    /// Default: the repository's default branch.
+    pub base_branch: Option<String>,
+    /// Directory of the manifests (or of the patch set) in the repository; default the root.
+    pub path: String,
+    /// `edit` (default) or `patches`.
+    pub mode: Mode,
+    /// Workload patch format in mode `patches`.
+    pub patch_format: Option<PatchFormat>,
+    /// Default `rightsizer/<kube.context, or the push grouping's cluster>`.
+    pub branch: Option<String>,
+    pub title: Option<String>,
+    pub labels: Vec<String>,
+    pub reviewers: Vec<String>,
+    pub assignees: Vec<String>,
+    pub draft: bool,
+    /// File holding the token (a mounted Secret).
+    pub token_file: Option<PathBuf>,
+    /// Refused with an error that says to use `tokenFile`: a token never sits in the config.
+    pub token: Option<String>,
+    /// Longest total wait for rate limits in one run (5 minutes).
+    pub max_wait: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -332,6 +369,9 @@ impl Config {
             if doc["prometheus"][key].is_string() {
                 doc["prometheus"][key] = REDACTED.into();
             }
+        }
+        if doc["outputs"]["pullRequest"]["token"].is_string() {
+            doc["outputs"]["pullRequest"]["token"] = REDACTED.into();
         }
         if let Some(headers) = doc["prometheus"]["headers"].as_object_mut() {
             for (name, value) in headers.iter_mut() {
@@ -502,9 +542,13 @@ mod tests {
         c.prometheus.url = Some("https://u:pw-in-url@prom".into());
         c.prometheus.headers.insert("Authorization".into(), "Bearer abc".into());
         c.prometheus.headers.insert("X-Scope-OrgID".into(), "team-a".into());
+        c.outputs.pull_request = Some(PullRequestOutput {
+            token: Some("ghp_inline".into()),
+            ..PullRequestOutput::default()
+        });
         let line = c.redacted();
         assert!(line.contains(r#""push":null"#), "{line}");
-        for secret in ["s3cret-token", "hunter2", "pw-in-url", "Bearer abc"] {
+        for secret in ["s3cret-token", "hunter2", "pw-in-url", "Bearer abc", "ghp_inline"] {
             assert!(!line.contains(secret), "{secret} leaked: {line}");
         }
         assert!(line.contains("team-a"), "{line}");

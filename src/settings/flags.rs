@@ -287,6 +287,60 @@ pub fn output(args: &OutputArgs, sources: &Sources) -> Result<Vec<Override>, Err
             Some(value.trim().into()),
         );
     }
+    if let Some(text) = &args.pull_request {
+        let short = crate::emit::pull_request::spec::parse_short(text)
+            .map_err(|e| Error::Config(format!("invalid {} {text:?}: {e}", sources.origin("pull_request"))))?;
+        let key = |k: &str| format!("outputs.pullRequest.{k}");
+        c.put("pull_request", &key("provider"), Some(short.provider.into()));
+        c.put("pull_request", &key("repository"), Some(short.repository.into()));
+        c.put("pull_request", &key("baseBranch"), short.base_branch.map(Value::from));
+        c.put("pull_request", &key("path"), short.path.map(Value::from));
+    }
+    c.put(
+        "pull_request_token_file",
+        "outputs.pullRequest.tokenFile",
+        p(&args.pull_request_token_file),
+    );
+    c.put(
+        "pull_request_mode",
+        "outputs.pullRequest.mode",
+        named(&args.pull_request_mode),
+    );
+    c.put(
+        "pull_request_api_url",
+        "outputs.pullRequest.apiUrl",
+        s(&args.pull_request_api_url),
+    );
+    c.put(
+        "pull_request_branch",
+        "outputs.pullRequest.branch",
+        s(&args.pull_request_branch),
+    );
+    c.put(
+        "pull_request_title",
+        "outputs.pullRequest.title",
+        s(&args.pull_request_title),
+    );
+    c.put(
+        "pull_request_labels",
+        "outputs.pullRequest.labels",
+        list(&args.pull_request_labels),
+    );
+    c.put(
+        "pull_request_reviewers",
+        "outputs.pullRequest.reviewers",
+        list(&args.pull_request_reviewers),
+    );
+    c.put(
+        "pull_request_assignees",
+        "outputs.pullRequest.assignees",
+        list(&args.pull_request_assignees),
+    );
+    c.put(
+        "pull_request_draft",
+        "outputs.pullRequest.draft",
+        b(args.pull_request_draft),
+    );
     Ok(c.out)
 }
 

@@ -7,6 +7,7 @@
 
 pub mod file;
 pub mod flags;
+mod pull_request;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -729,6 +730,7 @@ fn outputs(c: &Config, o: &Origins, input: &Input) -> Result<Outputs, Error> {
         force: out.force,
         config_map,
         progress: !out.no_progress && std::io::stderr().is_terminal(),
+        pull_request: pull_request::target(c, o)?,
     })
 }
 

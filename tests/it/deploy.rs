@@ -435,3 +435,82 @@ fn every_kustomization_builds_with_kubectl_kustomize() {
         "the annotate component turns annotations on: {env}"
     );
 }
+
+/// `deploy/` with the `pull-request` component, built by kustomize in an overlay as the README
+/// says; the CronJob's rightsizer container.
+pub(crate) fn pull_request_container() -> Value {
+    let tmp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let up = tmp
+        .path()
+        .strip_prefix(root())
+        .expect("CARGO_TARGET_TMPDIR is inside the repository")
+        .components()
+        .map(|_| "..")
+        .collect::<Vec<_>>()
+        .join("/");
+    std::fs::write(
+        tmp.path().join("kustomization.yaml"),
+        format!(
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - {up}/deploy\ncomponents:\n  - {up}/deploy/pull-request\n"
+        ),
+    )
+    .unwrap();
+    let docs = kustomize(tmp.path());
+    let cronjob = docs.iter().find(|d| d["kind"] == "CronJob").unwrap();
+    let pod = &cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"];
+    let mut container = pod["containers"][0].clone();
+    container["volumes"] = pod["volumes"].clone();
+    container
+}
+
+/// The component mounts the token Secret read-only where RIGHTSIZER_PULL_REQUEST_TOKEN_FILE
+/// points, a writable /tmp (the root file system is read-only), and sets the target; the
+/// base's mounts and lock-down stay.
+#[test]
+fn the_pull_request_component_mounts_the_token_and_sets_the_output() {
+    let c = pull_request_container();
+    let env = |name: &str| {
+        c["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == name)
+            .and_then(|e| e["value"].as_str())
+            .map(str::to_string)
+    };
+    let target = env("RIGHTSIZER_PULL_REQUEST").expect("the target is set");
+    rightsizer::emit::pull_request::spec::parse_short(&target).unwrap();
+    let token_file = env("RIGHTSIZER_PULL_REQUEST_TOKEN_FILE").expect("the token file is set");
+    let mounts = c["volumeMounts"].as_array().unwrap();
+    let token_mount = mounts
+        .iter()
+        .find(|m| token_file.starts_with(m["mountPath"].as_str().unwrap()))
+        .expect("the token file is under a mount");
+    assert_eq!(token_mount["readOnly"], true, "{token_mount}");
+    let volume = c["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == token_mount["name"])
+        .unwrap();
+    assert_eq!(volume["secret"]["secretName"], "rightsizer-git-token");
+    assert_eq!(volume["secret"]["items"][0]["key"], "token");
+    // Readable by the pod's group (fsGroup 65532), not by others.
+    assert_eq!(volume["secret"]["defaultMode"].as_u64(), Some(0o440));
+    assert!(token_file.ends_with(volume["secret"]["items"][0]["path"].as_str().unwrap()));
+    assert!(mounts.iter().any(|m| m["mountPath"] == "/tmp"), "{mounts:?}");
+    assert!(mounts.iter().any(|m| m["mountPath"] == "/etc/rightsizer"), "{mounts:?}");
+    assert_eq!(c["securityContext"]["readOnlyRootFilesystem"], true);
+    assert!(
+        env("POD_NAMESPACE").is_none(),
+        "POD_NAMESPACE comes from the downward API, kept"
+    );
+    assert!(
+        c["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["name"] == "POD_NAMESPACE"),
+        "the base env is kept"
+    );
+}

@@ -17,6 +17,7 @@ mod history;
 mod hostile;
 mod one_path;
 mod outputs;
+mod pull_request;
 mod recommend_truth;
 mod secrets;
 mod slice;
