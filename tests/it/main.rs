@@ -21,3 +21,4 @@ mod secrets;
 mod slice;
 mod snapshot_cmd;
 mod support;
+mod victoria;

@@ -3,3 +3,4 @@
 pub mod fake_api;
 pub mod proxy;
 pub mod servers;
+pub mod victoria;
