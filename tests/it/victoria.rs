@@ -52,3 +52,38 @@ fn import_keeps_every_series_and_sample_with_its_cluster_label() {
         .unwrap();
     assert!(body.contains(r#""value":[1793491201,"5"]"#), "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probe_feasibility() {
+    use crate::support::servers::{DEMO_DAYS, DEMO_END, Prometheus};
+    let (cluster, tsdb) = demo_history();
+    let mut vm = Victoria::start();
+    vm.import_cluster(cluster, &[]);
+    let prom = Prometheus::start(Some(tsdb), &[]);
+    let (end, history) = (DEMO_END.to_string(), format!("{DEMO_DAYS}d"));
+    for url in [&prom.url, &vm.url] {
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_rightsizer"))
+            .args([
+                "recommend",
+                "--prometheus-url",
+                url,
+                "--history",
+                &history,
+                "--end",
+                &end,
+                "-f",
+                "json",
+                "--no-kube-api",
+            ])
+            .env("RUST_LOG", "info")
+            .output()
+            .await
+            .unwrap();
+        std::fs::write(
+            format!("/tmp/probe-{}.json", url.rsplit(':').next().unwrap()),
+            &out.stdout,
+        )
+        .unwrap();
+        eprintln!("{url}: {}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
+    }
+}
