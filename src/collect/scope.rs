@@ -590,6 +590,9 @@ fn class(chars: &[char], mut i: usize) -> Result<usize, String> {
 }
 
 #[cfg(test)]
+mod every_query;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
