@@ -73,22 +73,26 @@ fn assert_imported(vm: &Victoria, cluster: &Cluster, label: &str, imported: Impo
 
 /// `recommend --no-kube-api -f json` over the demo window, logging at info.
 async fn recommend(url: &str, extra: &[&str]) -> Output {
+    run(&["recommend", "-f", "json"], url, extra, &[]).await
+}
+
+/// A subcommand against `url` with `--no-kube-api` over the demo window, logging at info.
+async fn run(sub: &[&str], url: &str, extra: &[&str], env: &[(&str, &str)]) -> Output {
     let (end, history) = (DEMO_END.to_string(), format!("{DEMO_DAYS}d"));
-    let mut args = vec![
-        "recommend",
+    let mut args = sub.to_vec();
+    args.extend([
         "--prometheus-url",
         url,
         "--history",
         &history,
         "--end",
         &end,
-        "-f",
-        "json",
         "--no-kube-api",
-    ];
+    ]);
     args.extend(extra);
     tokio::process::Command::new(env!("CARGO_BIN_EXE_rightsizer"))
         .args(&args)
+        .envs(env.iter().copied())
         .env("RUST_LOG", "info")
         .env_remove("KUBECONFIG")
         .output()
@@ -249,7 +253,14 @@ async fn one_cluster_of_a_victoria_metrics_gives_prometheus_recommendations() {
     let sel_a = ["--prometheus-selector", r#"cluster="a""#];
     let vm_a = recommend(&vm_proxy.url, &sel_a).await;
     let requests_a = vm_proxy.requests();
-    let vm_b = recommend(&vm.url, &["--prometheus-selector", r#"cluster="b""#]).await;
+    // Cluster b through the environment variable.
+    let vm_b = run(
+        &["recommend", "-f", "json"],
+        &vm.url,
+        &[],
+        &[("RIGHTSIZER_PROMETHEUS_SELECTOR", r#"cluster="b""#)],
+    )
+    .await;
     let (on_prom_a, on_prom_b) = (recommend(&prom_a.url, &[]).await, recommend(&prom_b.url, &[]).await);
     let (report_a, report_b) = (report(&vm_a), report(&vm_b));
     let full_a = same_recommendations("a", &report_a, &report(&on_prom_a));
@@ -312,6 +323,26 @@ async fn one_cluster_of_a_victoria_metrics_gives_prometheus_recommendations() {
         requests_a.len(),
         queries_logged(&on_prom_a)
     );
+
+    // The snapshot command reads the selected cluster too: recommending from its snapshot
+    // gives cluster b's report.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("b.snapshot.json.gz");
+    let file = file.to_str().unwrap();
+    let snap = run(
+        &["snapshot", "-o", file],
+        &vm.url,
+        &["--prometheus-selector", r#"cluster="b""#],
+        &[],
+    )
+    .await;
+    assert!(snap.status.success(), "{}", stderr(&snap));
+    let offline = tokio::process::Command::new(env!("CARGO_BIN_EXE_rightsizer"))
+        .args(["recommend", "--snapshot", file, "-f", "json"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(recs(&report(&offline)), recs_b, "snapshot of cluster b");
 
     // A cluster the store does not hold: said so, with the values it does hold.
     let none = recommend(&vm.url, &["--prometheus-selector", r#"cluster="zz""#]).await;
