@@ -8,7 +8,9 @@
 //! answers into one summary per workload x container.
 //!
 //! The plan for a window `(start, end]` at step `s` (2 d at 5 m: 11 requests, 14 d: 16; 13
-//! and 18 without remote read; 2 fewer when no container restarted):
+//! and 18 without remote read, plus one remote-read probe against a server that has none;
+//! 2 fewer when no container restarted). Every selector, `by (...)` and remote-read query
+//! carries the run's `--prometheus-selector` (`scope::Scope`, added by one function):
 //! - owners: one `/api/v1/series` request for the three kube-state-metrics owner metrics
 //!   (`fetch_owners`; index only, no sample decoded);
 //! - CPU: `rate(container_cpu_usage_seconds_total[s])` at step `s`, in chunks of at most 2
