@@ -499,11 +499,24 @@ impl PromClient {
                     )
                 },
             )
-            .await?;
+            .await
+            .inspect_err(|e| {
+                // Whatever went wrong, PromQL may still work: one try of remote read per run.
+                // Said before the waiting reads go ahead, so none of them asks again.
+                self.remote_read_unsupported(e);
+                self.remote_read_known();
+            })?;
         let sink = self.unscoped(sink, &what)?;
         self.stats.samples.fetch_add(stats.samples, Ordering::Relaxed);
         self.stats.remote_reads.fetch_add(1, Ordering::Relaxed);
         Ok((sink, stats))
+    }
+
+    /// Whether the server serves remote read is known now (`remote_probe`).
+    fn remote_read_known(&self) {
+        if !self.remote_known.swap(true, Ordering::AcqRel) {
+            self.remote_probe.add_permits(1);
+        }
     }
 
     /// One request with retries: `parse` reads the body on a blocking thread into the sink.
@@ -691,10 +704,6 @@ impl PromClient {
         };
         let mut response = request.send().await.map_err(|e| self.unreachable(e))?;
         let status = response.status();
-        if remote && !self.remote_known.swap(true, Ordering::AcqRel) {
-            // The server answered: the remote reads waiting for this one go ahead.
-            self.remote_probe.add_permits(1);
-        }
         if !status.is_success() {
             let wait = retry_after(response.headers());
             // An error body is small; read at most 64 KiB of it.
@@ -739,6 +748,8 @@ impl PromClient {
                     detail: format!("it answered {kind:?}, not streamed chunks"),
                 }));
             }
+            // The server streams chunks: the remote reads waiting for this one go ahead.
+            self.remote_read_known();
         }
         // The parser runs on a blocking thread, reading the body as the chunks arrive.
         let (tx, rx) = mpsc::channel(16);
