@@ -253,9 +253,37 @@ mod tests {
             r"\x41\x{263a}",
             "a{,",
             r"\Qa.b\E",
+            "^*",
+            r"\012",
+            r"[\d-z]",
             "",
         ] {
             check(re).unwrap_or_else(|e| panic!("{re:?}: {e}"));
+        }
+    }
+
+    /// Each refused here as Go's regexp (RE2) refuses it: the accepted and refused lists of
+    /// these tests agree with `promtool check rules` on `up{x=~"..."}`.
+    #[test]
+    fn re2_syntax_errors_are_found() {
+        for re in [
+            "(a",
+            "a)",
+            "*a",
+            "a**",
+            "[a",
+            "[z-a]",
+            "[[:nope:]]",
+            r"a\q",
+            r"(a)\1",
+            "a{2,1}",
+            "a{1001}",
+            "(?<x>a)",
+            r"\8",
+            r"\C",
+            r"a\",
+        ] {
+            assert!(check(re).is_err(), "{re:?} accepted");
         }
     }
 }
