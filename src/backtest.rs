@@ -232,11 +232,16 @@ async fn pod_series(
     to: i64,
     step: i64,
 ) -> Result<BTreeMap<ContainerKey, Vec<PodSeries>>, Error> {
+    // The scope's matchers and equality labels as every collector query has them
+    // (`--prometheus-selector`, `collect::scope`).
+    let (scope, by) = (prom.scope(), prom.scope().by("namespace, pod, container"));
     let cpu = format!(
-        "max by (namespace, pod, container) (rate(container_cpu_usage_seconds_total{{{CONTAINERS}}}[{step}s]))"
+        "max by ({by}) (rate({}[{step}s]))",
+        scope.select("container_cpu_usage_seconds_total", CONTAINERS)
     );
     let memory = format!(
-        "max by (namespace, pod, container) (max_over_time(container_memory_working_set_bytes{{{CONTAINERS}}}[{step}s]))"
+        "max by ({by}) (max_over_time({}[{step}s]))",
+        scope.select("container_memory_working_set_bytes", CONTAINERS)
     );
     let mut by_pod: BTreeMap<(ContainerKey, String), PodSeries> = BTreeMap::new();
     for (s, e) in spans(from, to, step) {
@@ -290,8 +295,13 @@ async fn oom_kills(
     to: i64,
     step: i64,
 ) -> Result<BTreeMap<ContainerKey, Vec<(String, i64)>>, Error> {
-    let restarts = r#"kube_pod_container_status_restarts_total{container!=""}"#;
-    let reason = r#"kube_pod_container_status_last_terminated_reason{container!="",reason="OOMKilled"}"#;
+    let restarts = &prom
+        .scope()
+        .select("kube_pod_container_status_restarts_total", r#"container!="""#);
+    let reason = &prom.scope().select(
+        "kube_pod_container_status_last_terminated_reason",
+        r#"container!="",reason="OOMKilled""#,
+    );
     let mut out: BTreeMap<ContainerKey, Vec<(String, i64)>> = BTreeMap::new();
     for (s, e) in spans(from, to, step) {
         let (counters, reasons) = futures::try_join!(

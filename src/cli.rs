@@ -152,6 +152,15 @@ pub struct PromArgs {
     pub prometheus_user: Option<String>,
     #[arg(long, env = "RIGHTSIZER_PROMETHEUS_PASSWORD", hide_env_values = true)]
     pub prometheus_password: Option<String>,
+    /// PromQL label matchers every query carries, to read one cluster of a central store
+    /// (Thanos, Mimir, VictoriaMetrics): `cluster="prod-eu"`, several comma-separated or
+    /// repeated (`cluster="prod-eu",env=~"prod|stage"`). Checked before any query.
+    #[arg(
+        long = "prometheus-selector",
+        env = "RIGHTSIZER_PROMETHEUS_SELECTOR",
+        value_name = "MATCHERS"
+    )]
+    pub prometheus_selector: Vec<String>,
     /// Extra header on every Prometheus request, `Name=value` (e.g. `X-Scope-OrgID=team-a`;
     /// repeatable).
     #[arg(long = "prometheus-header", value_name = "NAME=VALUE")]

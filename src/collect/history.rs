@@ -8,7 +8,9 @@
 //! answers into one summary per workload x container.
 //!
 //! The plan for a window `(start, end]` at step `s` (2 d at 5 m: 11 requests, 14 d: 16; 13
-//! and 18 without remote read; 2 fewer when no container restarted):
+//! and 18 without remote read, plus one remote-read probe against a server that has none;
+//! 2 fewer when no container restarted). Every selector, `by (...)` and remote-read query
+//! carries the run's `--prometheus-selector` (`scope::Scope`, added by one function):
 //! - owners: one `/api/v1/series` request for the three kube-state-metrics owner metrics
 //!   (`fetch_owners`; index only, no sample decoded);
 //! - CPU: `rate(container_cpu_usage_seconds_total[s])` at step `s`, in chunks of at most 2
@@ -57,6 +59,7 @@ use std::sync::Arc;
 use futures::stream::{self, StreamExt};
 
 use self::cpu::{CpuChunk, PerContainer};
+pub(crate) use self::events::promql_string;
 pub use self::owners::Owners;
 use super::Error;
 use super::prometheus::PromClient;
@@ -123,7 +126,8 @@ const KSM_HINT: &str = "hint: is kube-state-metrics installed and scraped by thi
 /// series request ~0.1 s). Series are matched at chunk granularity, so a pod gone shortly
 /// before the window may be included: it maps pods, it never adds usage.
 pub async fn fetch_owners(prom: &PromClient, w: &Window) -> Result<Owners, Error> {
-    let selectors = ["kube_pod_owner", "kube_replicaset_owner", "kube_job_owner"];
+    let selectors = ["kube_pod_owner", "kube_replicaset_owner", "kube_job_owner"].map(|m| prom.scope().select(m, ""));
+    let selectors = selectors.each_ref().map(String::as_str);
     let owners = prom.series_into(&selectors, w.start(), w.end, Owners::default).await?;
     if owners.ksm_pods == 0 {
         prom.warn(format!(
@@ -135,16 +139,56 @@ pub async fn fetch_owners(prom: &PromClient, w: &Window) -> Result<Owners, Error
 
 /// Container selector shared by every cAdvisor query: `container=""` is the pod-level cgroup
 /// and `POD` the pause container; neither is a container anyone sizes.
-const CONTAINERS: &str = r#"container!="",container!="POD""#;
+pub(crate) const CONTAINERS: &str = r#"container!="",container!="POD""#;
 
-/// `metric{container!="",container!="POD"}` ([`CONTAINERS`]) as remote-read matchers.
-fn container_matchers(metric: &str) -> [super::remote_read::Matcher; 3] {
+/// `metric{container!="",container!="POD",<scope>}`: every cAdvisor selector.
+fn containers(prom: &PromClient, metric: &str) -> String {
+    prom.scope().select(metric, CONTAINERS)
+}
+
+/// `metric{container!="",container!="POD"}` ([`CONTAINERS`]) with the scope's matchers, as
+/// remote-read matchers.
+fn container_matchers(prom: &PromClient, metric: &str) -> Vec<super::remote_read::Matcher> {
     use super::remote_read::Matcher;
-    [
+    prom.scope().remote([
         Matcher::Eq("__name__".into(), metric.into()),
         Matcher::Neq("container".into(), String::new()),
         Matcher::Neq("container".into(), "POD".into()),
-    ]
+    ])
+}
+
+/// Why a metric the plan needs has no series: with a selector, the error says that nothing
+/// matched it and which values its labels have for that metric (one `/api/v1/label/.../values`
+/// request per label, only on this error path); without one, the exporter is missing.
+pub async fn missing(prom: &PromClient, w: &Window, metric: &'static str, hint: &'static str) -> Error {
+    let scope = prom.scope();
+    if scope.is_empty() {
+        return Error::MissingMetric { metric, hint };
+    }
+    let mut present = Vec::new();
+    for label in scope.names() {
+        match prom.label_values(label, metric, w.start(), w.end).await {
+            Ok(values) if values.is_empty() => present.push(format!("no {metric} series carries the label {label}")),
+            Ok(values) => {
+                const SHOWN: usize = 20;
+                let mut shown: Vec<String> = values
+                    .iter()
+                    .take(SHOWN)
+                    .map(|v| format!("{label}={}", promql_string(v)))
+                    .collect();
+                if values.len() > SHOWN {
+                    shown.push(format!("and {} more", values.len() - SHOWN));
+                }
+                present.push(format!("the labels present are {}", shown.join(", ")));
+            }
+            Err(e) => present.push(format!("the values of {label} could not be listed: {e}")),
+        }
+    }
+    Error::NoSeriesMatch {
+        selector: scope.to_string(),
+        metric,
+        present: present.join("; "),
+    }
 }
 
 /// The day (its midnight, unix seconds) a daily-peak evaluation at `t` stands for: days run
@@ -218,7 +262,7 @@ async fn remote_cpu_span(
     (s, e): (i64, i64),
     step: i64,
 ) -> Result<CpuChunk, Error> {
-    let matchers = container_matchers("container_cpu_usage_seconds_total");
+    let matchers = container_matchers(prom, "container_cpu_usage_seconds_total");
     let make = || cpu::RateSink::new(CpuChunk::new(owners.clone(), s, e, step), step * 1000);
     let (sink, _) = prom
         .remote_read_into(&matchers, (s - step) * 1000, e * 1000, make)
@@ -275,7 +319,11 @@ pub async fn fetch_usage(prom: &PromClient, w: &Window, owners: &Owners) -> Resu
 
 /// CPU: the pooled sketches, first/last seen, pods, workload totals and replicas.
 async fn cpu(prom: &PromClient, w: &Window, owners: &Arc<Owners>, usage: &mut UsageSet) -> Result<(), Error> {
-    let promql = format!("rate(container_cpu_usage_seconds_total{{{CONTAINERS}}}[{}s])", w.step);
+    let promql = format!(
+        "rate({}[{}s])",
+        containers(prom, "container_cpu_usage_seconds_total"),
+        w.step
+    );
     let spans = w.spans(w.chunk_points());
     let mut answers = stream::iter(spans)
         .map(|span| cpu_span(prom, &promql, owners, span, w.step))
@@ -295,7 +343,9 @@ async fn cpu(prom: &PromClient, w: &Window, owners: &Arc<Owners>, usage: &mut Us
         // Remote read computed the short-window peaks from the raw samples; PromQL needs
         // one subquery for them (one pass at 1-minute steps, whatever the cluster size).
         let promql = format!(
-            "max by (namespace, pod, container) (max_over_time(rate(container_cpu_usage_seconds_total{{{CONTAINERS}}}[{}s])[{}s:{}s]))",
+            "max by ({}) (max_over_time(rate({}[{}s])[{}s:{}s]))",
+            prom.scope().by("namespace, pod, container"),
+            containers(prom, "container_cpu_usage_seconds_total"),
             short_rate::SHORT_RATE_SECONDS,
             w.length,
             short_rate::SHORT_RATE_STEP
@@ -314,10 +364,13 @@ async fn cpu(prom: &PromClient, w: &Window, owners: &Arc<Owners>, usage: &mut Us
         }
     }
     if series == 0 {
-        return Err(Error::MissingMetric {
-            metric: "container_cpu_usage_seconds_total",
-            hint: "is the kubelet's cAdvisor endpoint (/metrics/cadvisor) scraped, and is the window right?",
-        });
+        return Err(missing(
+            prom,
+            w,
+            "container_cpu_usage_seconds_total",
+            "is the kubelet's cAdvisor endpoint (/metrics/cadvisor) scraped, and is the window right?",
+        )
+        .await);
     }
     if dropped > 0 {
         prom.warn(format!("ignored {dropped} negative CPU rate points"));
@@ -345,16 +398,21 @@ async fn container_events(
     let peaks = daily_peaks(prom, w, owners);
     let restarts = restart_events(prom, w, owners);
     let range = w.range();
+    let by = prom.scope().by("namespace, pod, container");
     let throttled = format!(
-        "sum by (namespace, pod, container) (increase(container_cpu_cfs_throttled_periods_total{{{CONTAINERS}}}[{range}]))"
+        "sum by ({by}) (increase({}[{range}]))",
+        containers(prom, "container_cpu_cfs_throttled_periods_total")
     );
     let periods = format!(
-        "sum by (namespace, pod, container) (increase(container_cpu_cfs_periods_total{{{CONTAINERS}}}[{range}]))"
+        "sum by ({by}) (increase({}[{range}]))",
+        containers(prom, "container_cpu_cfs_periods_total")
     );
     // The lowest CPU limit in force over the window: the one the container was throttled
     // against (a limit raised after throttling is not what throttled it). One pass.
     let cpu_limit = format!(
-        "min by (namespace, pod, container) (min_over_time(kube_pod_container_resource_limits{{resource=\"cpu\",container!=\"\"}}[{range}]))"
+        "min by ({by}) (min_over_time({}[{range}]))",
+        prom.scope()
+            .select("kube_pod_container_resource_limits", r#"resource="cpu",container!="""#)
     );
     let instant = |promql: String, apply: fn(&mut ContainerUsage, i64, f64)| async move {
         prom.query_into(&promql, w.end, || PerContainer::new(owners.clone(), apply))
@@ -385,7 +443,10 @@ const MAX_NAMED_PODS: usize = 2_000;
 async fn restart_events(prom: &PromClient, w: &Window, owners: &Arc<Owners>) -> Result<Vec<PerContainer>, Error> {
     let counter = "kube_pod_container_status_restarts_total";
     let restarted = prom
-        .query(&format!("changes({counter}[{}]) > 0", w.range()), w.end)
+        .query(
+            &format!("changes({}[{}]) > 0", prom.scope().select(counter, ""), w.range()),
+            w.end,
+        )
         .await?;
     let pods: std::collections::BTreeSet<&str> = restarted
         .iter()
@@ -405,7 +466,7 @@ async fn restart_events(prom: &PromClient, w: &Window, owners: &Arc<Owners>) -> 
     let mut duplicates = 0;
     for (s, e) in w.spans(MAX_POINTS) {
         // One step early, so the first step has the value before it.
-        let promql = format!("{counter}{{container!=\"\"{pods}}}");
+        let promql = prom.scope().select(counter, &format!("container!=\"\"{pods}"));
         let part = prom
             .query_range_into(&promql, s - step, e, step, || events::Increases::new(s, step))
             .await?;
@@ -424,7 +485,9 @@ async fn restart_events(prom: &PromClient, w: &Window, owners: &Arc<Owners>) -> 
         // The OOMKilled reasons and, in the same selection, the memory limits in force at
         // each restart (the OOM bump's anchor: `limits`); other reasons and resources are
         // left out in Rust.
-        let promql = format!("{{{},container!=\"\"{pods}}}", limits::OOM_AND_LIMITS);
+        let promql = prom
+            .scope()
+            .select("", &format!("{},container!=\"\"{pods}", limits::OOM_AND_LIMITS));
         let part = prom
             .query_range_into(&promql, s, e, step, || limits::OomsAndLimits::new(increases.clone()))
             .await?;
@@ -447,11 +510,11 @@ async fn daily_peaks(prom: &PromClient, w: &Window, owners: &Arc<Owners>) -> Res
             Err(e) => prom.remote_read_unsupported(&e),
         }
     }
-    let peak = |range_ms: i64| {
-        format!(
-            "max by (namespace, pod, container) (max_over_time(container_memory_working_set_bytes{{{CONTAINERS}}}[{range_ms}ms]))"
-        )
-    };
+    let (by, memory) = (
+        prom.scope().by("namespace, pod, container"),
+        containers(prom, "container_memory_working_set_bytes"),
+    );
+    let peak = |range_ms: i64| format!("max by ({by}) (max_over_time({memory}[{range_ms}ms]))");
     let apply: fn(&mut ContainerUsage, i64, f64) = |u, t, v| u.observe_daily_peak(day_of(t), v);
     let make = || PerContainer::new(owners.clone(), apply);
     let (start, end) = (w.start(), w.end);
@@ -493,7 +556,7 @@ async fn daily_peaks(prom: &PromClient, w: &Window, owners: &Arc<Owners>) -> Res
 /// reduced in Rust (`cpu::DailyPeaks`): the `max_over_time` queries read the same samples and
 /// cost Prometheus a pass over them.
 async fn remote_daily_peaks(prom: &PromClient, w: &Window, owners: &Arc<Owners>) -> Result<PerContainer, Error> {
-    let matchers = container_matchers("container_memory_working_set_bytes");
+    let matchers = container_matchers(prom, "container_memory_working_set_bytes");
     let apply: fn(&mut ContainerUsage, i64, f64) = |u, t, v| u.observe_daily_peak(day_of(t), v);
     let range = (w.start() * 1000, w.end * 1000);
     let make = || cpu::DailyPeaks::new(PerContainer::new(owners.clone(), apply), range);
@@ -506,11 +569,14 @@ async fn remote_daily_peaks(prom: &PromClient, w: &Window, owners: &Arc<Owners>)
 /// target is taken to be the Deployment of the same name (kube-state-metrics does not export
 /// `scaleTargetRef` by default).
 async fn hpa_at_max(prom: &PromClient, w: &Window) -> Result<Vec<(WorkloadKey, (i64, i64))>, Error> {
-    let promql = r#"{__name__=~"kube_horizontalpodautoscaler_status_current_replicas|kube_horizontalpodautoscaler_spec_max_replicas"}"#;
+    let promql = prom.scope().select(
+        "",
+        r#"__name__=~"kube_horizontalpodautoscaler_status_current_replicas|kube_horizontalpodautoscaler_spec_max_replicas""#,
+    );
     let mut out = std::collections::BTreeMap::<WorkloadKey, (i64, i64)>::new();
     for (s, e) in w.spans(MAX_POINTS) {
         let answer = prom
-            .query_range_into(promql, s, e, w.step, events::HpaSteps::default)
+            .query_range_into(&promql, s, e, w.step, events::HpaSteps::default)
             .await?;
         for ((namespace, name), (seen, at_max)) in answer.seconds(w.step) {
             let entry = out

@@ -21,6 +21,7 @@ use super::filter::Filter;
 use super::history::{Owners, Window};
 use super::objects::Discovered;
 use super::prometheus::{InstantSample, Labels, PromClient, SeriesSink};
+use super::scope::Scope;
 use crate::model::{ContainerRole, ContainerSpec, Hpa, HpaMetric, Resources, Workload, WorkloadKey, WorkloadKind};
 
 fn label<'a>(s: &'a InstantSample, name: &str) -> &'a str {
@@ -114,34 +115,41 @@ const HPA_FAMILIES: [&str; 6] = [
     "kube_horizontalpodautoscaler_status_desired_replicas",
 ];
 
-/// The queries of one discovery, in a fixed order (see `discover` for how each is read).
+/// The queries of one discovery, in a fixed order (see `discover` for how each is read),
+/// without a selector.
 pub fn queries(w: &Window) -> Vec<String> {
+    plan(w, &Scope::default())
+}
+
+/// The queries of one discovery with the scope's matchers (`--prometheus-selector`).
+pub fn plan(w: &Window, scope: &Scope) -> Vec<String> {
     let r = format!("{}s", w.length);
+    let sel = |family: &str| scope.select(family, "");
+    let max_by = |by: &str, family: &str| format!("max by ({}) (max_over_time({}[{r}]))", scope.by(by), sel(family));
     let mut q = vec![
-        format!("max by (namespace, pod, owner_kind, owner_name) (max_over_time(kube_pod_owner[{r}]))"),
-        format!("max by (namespace, replicaset, owner_kind, owner_name) (max_over_time(kube_replicaset_owner[{r}]))"),
-        format!("max by (namespace, job_name, owner_kind, owner_name) (max_over_time(kube_job_owner[{r}]))"),
-        format!("max by (namespace, pod, container) (max_over_time(kube_pod_container_status_restarts_total[{r}]))"),
+        max_by("namespace, pod, owner_kind, owner_name", "kube_pod_owner"),
+        max_by("namespace, replicaset, owner_kind, owner_name", "kube_replicaset_owner"),
+        max_by("namespace, job_name, owner_kind, owner_name", "kube_job_owner"),
+        max_by("namespace, pod, container", "kube_pod_container_status_restarts_total"),
     ];
+    let by = scope.by("namespace, pod, container, resource");
     for (family, _, _) in RESOURCE_FAMILIES {
         // Alive at the end of the window, then the last value of every pod in the window.
-        q.push(format!("max by (namespace, pod, container, resource) ({family})"));
-        q.push(format!(
-            "max by (namespace, pod, container, resource) (last_over_time({family}[{r}]))"
-        ));
+        q.push(format!("max by ({by}) ({})", sel(family)));
+        q.push(format!("max by ({by}) (last_over_time({}[{r}]))", sel(family)));
     }
     for (family, _, _) in REPLICAS {
-        q.push(format!("last_over_time({family}[{r}])"));
+        q.push(format!("last_over_time({}[{r}])", sel(family)));
     }
     for family in HPA_FAMILIES {
-        q.push(format!("last_over_time({family}[{r}])"));
+        q.push(format!("last_over_time({}[{r}])", sel(family)));
     }
     q
 }
 
 /// Rebuilds the workloads from kube-state-metrics series.
 pub async fn discover(prom: &PromClient, window: &Window, filter: &Filter) -> Result<Discovered, Error> {
-    let queries = queries(window);
+    let queries = plan(window, prom.scope());
     let answers = futures::future::try_join_all(
         queries
             .iter()
@@ -153,10 +161,13 @@ pub async fn discover(prom: &PromClient, window: &Window, filter: &Filter) -> Re
     let (pods, sets, jobs, restarts) = (next(), next(), next(), next());
     let mut warnings = Vec::new();
     if pods.is_empty() {
-        return Err(Error::MissingMetric {
-            metric: "kube_pod_owner",
-            hint: "without Kubernetes API access rightsizer discovers workloads from kube-state-metrics; is it scraped?",
-        });
+        return Err(super::history::missing(
+            prom,
+            window,
+            "kube_pod_owner",
+            "without Kubernetes API access rightsizer discovers workloads from kube-state-metrics; is it scraped?",
+        )
+        .await);
     }
 
     let mut owners = Owners::default();

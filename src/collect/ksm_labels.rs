@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use super::Error;
 use super::prometheus::PromClient;
+use super::scope::Scope;
 use super::selector::{Selector, ksm_label};
 use crate::model::{Window, WorkloadKey, WorkloadKind};
 
@@ -23,11 +24,12 @@ const FAMILIES: [(&str, &str, WorkloadKind); 6] = [
     ("kube_pod_labels", "pod", WorkloadKind::Pod),
 ];
 
-/// The queries, one per family: the last labels of every object seen in the window.
-pub fn queries(window: &Window) -> Vec<String> {
+/// The queries, one per family: the last labels of every object seen in the window, with
+/// the scope's matchers (`--prometheus-selector`).
+pub fn queries(window: &Window, scope: &Scope) -> Vec<String> {
     FAMILIES
         .iter()
-        .map(|(family, _, _)| format!("last_over_time({family}[{}s])", window.length))
+        .map(|(family, _, _)| format!("last_over_time({}[{}s])", scope.select(family, ""), window.length))
         .collect()
 }
 
@@ -37,7 +39,8 @@ pub async fn fetch(
     window: &Window,
     selector: &Selector,
 ) -> Result<BTreeMap<WorkloadKey, BTreeMap<String, String>>, Error> {
-    let answers = futures::future::try_join_all(queries(window).iter().map(|q| prom.query(q, window.end))).await?;
+    let answers =
+        futures::future::try_join_all(queries(window, prom.scope()).iter().map(|q| prom.query(q, window.end))).await?;
     let keys: Vec<(String, String)> = selector.keys().map(|k| (k.to_string(), ksm_label(k))).collect();
     let mut seen = vec![false; keys.len()];
     let mut out: BTreeMap<WorkloadKey, BTreeMap<String, String>> = BTreeMap::new();

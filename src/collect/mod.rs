@@ -12,6 +12,7 @@ pub mod objects;
 pub mod prometheus;
 pub mod promparse;
 pub mod remote_read;
+pub mod scope;
 pub mod selector;
 pub mod snapshot;
 
@@ -89,6 +90,36 @@ pub enum Error {
 
     #[error("prometheus has no {metric} series in the window\nhint: {hint}")]
     MissingMetric { metric: &'static str, hint: &'static str },
+
+    #[error(
+        "prometheus at {url} ignored --prometheus-selector: it answered a series with {label}={value:?}, which contradicts the matcher {matcher}; its series are not used\nquery: {query}\nhint: the store (or a proxy in front of it) does not apply label matchers as Prometheus does; point --prometheus-url at a querier that does, or select the tenant with --prometheus-header"
+    )]
+    SelectorIgnored {
+        url: String,
+        matcher: String,
+        label: String,
+        value: String,
+        query: String,
+    },
+
+    #[error(
+        "the answers hold series of several clusters ({label}: {values}): rightsizer would pool the pods of different clusters that share a namespace and a pod name\nquery: {query}\nhint: choose one cluster, e.g. --prometheus-selector '{label}=\"{first}\"'"
+    )]
+    SeveralClusters {
+        label: &'static str,
+        values: String,
+        first: String,
+        query: String,
+    },
+
+    #[error(
+        "no series match {selector} ({metric} in the window); {present}\nhint: check the label name and value of --prometheus-selector"
+    )]
+    NoSeriesMatch {
+        selector: String,
+        metric: &'static str,
+        present: String,
+    },
 
     #[error(transparent)]
     Forbidden(#[from] crate::rbac::Forbidden),

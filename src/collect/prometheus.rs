@@ -31,17 +31,22 @@ use super::Error;
 use super::promparse::{JsonStrings, ParseError};
 pub use super::promparse::{Labels, Parsed, SeriesSink};
 use super::remote_read::{self, Matcher, RawSink, RawStats};
+use super::scope::{CLUSTER_LABELS, Scope};
 
 mod config;
+mod scoped;
 mod transport;
 
 pub use self::config::PromConfig;
 use self::config::{Limits, Warnings};
+use self::scoped::Scoped;
 
 /// A request body.
 enum Body<'a> {
     /// An API query as a form.
     Form(&'a [(&'a str, String)]),
+    /// A GET with a query string (endpoints that take no form, e.g. label values).
+    Query(&'a [(&'a str, String)]),
     /// A snappy-framed `prometheus.ReadRequest`.
     RemoteRead(Vec<u8>),
 }
@@ -77,6 +82,14 @@ pub struct PromClient {
     retries: u32,
     backoff: Duration,
     remote_read: Arc<std::sync::atomic::AtomicBool>,
+    /// Whether the server's answer to remote read is known yet; until it is, one remote read
+    /// goes out at a time (`remote_probe`), so a server without it costs exactly one request.
+    remote_known: Arc<std::sync::atomic::AtomicBool>,
+    remote_probe: Arc<Semaphore>,
+    /// The selector every query carries (`collect::scope`), and the cluster label values
+    /// the answers held so far.
+    scope: Arc<Scope>,
+    clusters: Arc<Mutex<Vec<(&'static str, String)>>>,
     timeout: Duration,
     permits: Arc<Semaphore>,
     stats: Arc<PromStats>,
@@ -175,6 +188,10 @@ impl PromClient {
             retries: cfg.retries,
             backoff: cfg.backoff,
             remote_read: Arc::new(std::sync::atomic::AtomicBool::new(cfg.remote_read)),
+            remote_known: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            remote_probe: Arc::new(Semaphore::new(1)),
+            scope: Arc::new(cfg.scope.clone()),
+            clusters: Arc::new(Mutex::new(Vec::new())),
             timeout: cfg.timeout,
             permits: Arc::new(Semaphore::new(cfg.concurrency.max(1))),
             stats: Arc::new(PromStats::default()),
@@ -201,6 +218,11 @@ impl PromClient {
         if self.remote_read.swap(false, Ordering::Relaxed) {
             tracing::info!("{e}; reading with PromQL range queries instead");
         }
+    }
+
+    /// The selector every query of the run carries (`--prometheus-selector`).
+    pub fn scope(&self) -> &Scope {
+        &self.scope
     }
 
     pub fn stats(&self) -> &PromStats {
@@ -324,6 +346,78 @@ impl PromClient {
         self.call("api/v1/series", &params, &what, "series", sink).await
     }
 
+    /// The values of `label` on the series `selector` matches in `[start, end]`
+    /// (`/api/v1/label/<label>/values`, from the index): what the error for a selector that
+    /// matches nothing shows.
+    pub async fn label_values(&self, label: &str, selector: &str, start: i64, end: i64) -> Result<Vec<String>, Error> {
+        #[derive(serde::Deserialize)]
+        struct Answer {
+            status: String,
+            #[serde(default)]
+            data: Vec<String>,
+        }
+        let params = [
+            ("match[]", selector.to_string()),
+            ("start", start.to_string()),
+            ("end", end.to_string()),
+        ];
+        let what = format!("label values of {label} for {selector}");
+        let cap = self.limits.max_answer_bytes;
+        let (values, ()) = self
+            .attempts(
+                &format!("api/v1/label/{label}/values"),
+                &Body::Query(&params),
+                &what,
+                Vec::new,
+                move |reader, _| match serde_json::from_reader::<_, Answer>(io::Read::take(reader, cap)) {
+                    Ok(a) if a.status == "success" => (a.data, Ok(())),
+                    Ok(a) => (Vec::new(), Err(Broken::Garbled(format!("status {:?} (", a.status)))),
+                    Err(e) => (
+                        Vec::new(),
+                        Err(Broken::Garbled(format!("not Prometheus API JSON ({e}"))),
+                    ),
+                },
+            )
+            .await?;
+        Ok(values)
+    }
+
+    /// The caller's sink out of its scope check: an error when a series contradicted the
+    /// selector, or when the run's answers now hold two values of a cluster label.
+    fn unscoped<S>(&self, sink: Scoped<S>, what: &str) -> Result<S, Error> {
+        if let Some((matcher, label, value)) = sink.ignored {
+            return Err(Error::SelectorIgnored {
+                url: self.base.to_string(),
+                matcher,
+                label,
+                value,
+                query: what.to_string(),
+            });
+        }
+        let mut seen = self.clusters.lock().unwrap_or_else(|e| e.into_inner());
+        for pair in sink.clusters {
+            if !seen.contains(&pair) {
+                seen.push(pair);
+            }
+        }
+        for label in CLUSTER_LABELS {
+            let values: Vec<&str> = seen
+                .iter()
+                .filter(|(n, _)| *n == label)
+                .map(|(_, v)| v.as_str())
+                .collect();
+            if values.len() > 1 {
+                return Err(Error::SeveralClusters {
+                    label,
+                    values: values.iter().map(|v| format!("{v:?}")).collect::<Vec<_>>().join(", "),
+                    first: values[0].to_string(),
+                    query: what.to_string(),
+                });
+            }
+        }
+        Ok(sink.inner)
+    }
+
     async fn call<S, F>(
         &self,
         path: &str,
@@ -338,8 +432,10 @@ impl PromClient {
     {
         let body = Body::Form(params);
         let caps = self.limits.caps;
+        let scope = self.scope.clone();
+        let make = || Scoped::new(scope.clone(), make());
         let (sink, parsed) = self
-            .attempts(path, &body, promql, make, move |reader, mut sink: S| {
+            .attempts(path, &body, promql, make, move |reader, mut sink: Scoped<S>| {
                 let parsed = super::promparse::parse_reader_capped(reader, &mut sink, caps);
                 (
                     sink,
@@ -350,6 +446,7 @@ impl PromClient {
                 )
             })
             .await?;
+        let sink = self.unscoped(sink, promql)?;
         self.finish(sink, parsed, promql, expect)
     }
 
@@ -370,14 +467,31 @@ impl PromClient {
     {
         let request = remote_read::snappy_literal(&remote_read::encode_request(matchers, start_ms, end_ms));
         let what = format!("remote read {matchers:?} [{start_ms}, {end_ms}] ms");
+        // Until the server has answered one remote read, the others wait for its status: a
+        // server without remote read is asked once, whatever runs concurrently.
+        let mut _probe = None;
+        if !self.remote_known.load(Ordering::Acquire) {
+            let permit = self.remote_probe.acquire().await.expect("semaphore never closed");
+            if !self.remote_known.load(Ordering::Acquire) {
+                _probe = Some(permit);
+            }
+        }
+        if !self.remote_read() {
+            return Err(Error::RemoteReadUnsupported {
+                url: self.base.to_string(),
+                detail: "refused earlier in this run".into(),
+            });
+        }
         self.stats.queries.fetch_add(1, Ordering::Relaxed);
+        let scope = self.scope.clone();
+        let make = || Scoped::new(scope.clone(), make());
         let (sink, stats) = self
             .attempts(
                 "api/v1/read",
                 &Body::RemoteRead(request),
                 &what,
                 make,
-                |reader, mut sink: S| {
+                |reader, mut sink: Scoped<S>| {
                     let stats = remote_read::read_stream(reader, &mut sink);
                     (
                         sink,
@@ -385,10 +499,24 @@ impl PromClient {
                     )
                 },
             )
-            .await?;
+            .await
+            .inspect_err(|e| {
+                // Whatever went wrong, PromQL may still work: one try of remote read per run.
+                // Said before the waiting reads go ahead, so none of them asks again.
+                self.remote_read_unsupported(e);
+                self.remote_read_known();
+            })?;
+        let sink = self.unscoped(sink, &what)?;
         self.stats.samples.fetch_add(stats.samples, Ordering::Relaxed);
         self.stats.remote_reads.fetch_add(1, Ordering::Relaxed);
         Ok((sink, stats))
+    }
+
+    /// Whether the server serves remote read is known now (`remote_probe`).
+    fn remote_read_known(&self) {
+        if !self.remote_known.swap(true, Ordering::AcqRel) {
+            self.remote_probe.add_permits(1);
+        }
     }
 
     /// One request with retries: `parse` reads the body on a blocking thread into the sink.
@@ -430,7 +558,7 @@ impl PromClient {
             None => permit.await,
         }
         .expect("semaphore never closed");
-        if matches!(body, Body::Form(_)) {
+        if !matches!(body, Body::RemoteRead(_)) {
             self.stats.queries.fetch_add(1, Ordering::Relaxed);
         }
         let request_at = tokio::time::Instant::now() + limits.request_deadline;
@@ -565,6 +693,7 @@ impl PromClient {
         let remote = matches!(body, Body::RemoteRead(_));
         let request = match body {
             Body::Form(params) => self.http.post(url.clone()).form(params),
+            Body::Query(params) => self.http.get(url.clone()).query(params),
             Body::RemoteRead(bytes) => self
                 .http
                 .post(url.clone())
@@ -619,6 +748,8 @@ impl PromClient {
                     detail: format!("it answered {kind:?}, not streamed chunks"),
                 }));
             }
+            // The server streams chunks: the remote reads waiting for this one go ahead.
+            self.remote_read_known();
         }
         // The parser runs on a blocking thread, reading the body as the chunks arrive.
         let (tx, rx) = mpsc::channel(16);

@@ -20,6 +20,8 @@ pub enum Matcher {
     Eq(String, String),
     Neq(String, String),
     Re(String, String),
+    /// `!~`
+    Nre(String, String),
 }
 
 /// Receives the series of a remote-read answer: labels, then the samples in time order
@@ -74,6 +76,7 @@ pub fn encode_request(matchers: &[Matcher], start_ms: i64, end_ms: i64) -> Vec<u
             Matcher::Eq(n, v) => (0, n, v),
             Matcher::Neq(n, v) => (1, n, v),
             Matcher::Re(n, v) => (2, n, v),
+            Matcher::Nre(n, v) => (3, n, v),
         };
         let mut lm = Vec::new();
         if kind != 0 {

@@ -77,6 +77,10 @@ pub struct PrometheusConfig {
     pub password: Option<String>,
     /// Extra headers, e.g. `X-Scope-OrgID: team-a`.
     pub headers: BTreeMap<String, String>,
+    /// PromQL label matchers every query carries (one cluster of a central store): one
+    /// string (`cluster="prod-eu",env=~"prod|stage"`) or a list of them.
+    #[serde(deserialize_with = "one_or_many", skip_serializing_if = "Vec::is_empty")]
+    pub selector: Vec<String>,
     /// 120 s: a 14-day percentile over a large cluster takes tens of seconds server-side.
     pub timeout: String,
     pub ca_file: Option<PathBuf>,
@@ -107,6 +111,7 @@ impl Default for PrometheusConfig {
             user: None,
             password: None,
             headers: BTreeMap::new(),
+            selector: Vec::new(),
             timeout: "120s".into(),
             ca_file: None,
             insecure_skip_tls_verify: false,
@@ -122,6 +127,20 @@ impl Default for PrometheusConfig {
             max_warnings: None,
         }
     }
+}
+
+/// One string or a list of strings.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged, expecting = "a string or a list of strings")]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => vec![s],
+        OneOrMany::Many(v) => v,
+    })
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -173,6 +173,11 @@ pub fn input(args: &InputArgs, sources: &Sources) -> Result<Vec<Override>, Error
         "prometheus.maxWarnings",
         pr.prometheus_max_warnings.map(Value::from),
     );
+    c.put(
+        "prometheus_selector",
+        "prometheus.selector",
+        list(&pr.prometheus_selector),
+    );
     for h in &pr.prometheus_headers {
         let (name, value) = h
             .split_once('=')

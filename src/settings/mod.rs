@@ -19,6 +19,7 @@ use crate::cli::{AgentArgs, ConfigArgs, RecommendArgs, RunArgs, SnapshotArgs};
 use crate::collect::cluster::{KubeTarget, ListLimits};
 use crate::collect::filter::Filter;
 use crate::collect::prometheus::PromConfig;
+use crate::collect::scope::Scope;
 use crate::collect::selector::Selector;
 use crate::emit::{ConfigMapTarget, Outputs, PatchOutput, PushTarget, ReportTarget};
 use crate::model::{Window, WorkloadKind};
@@ -327,6 +328,13 @@ fn input(c: &Config, o: &Origins) -> Result<Input, Error> {
                 o.of("prometheus.url")
             )));
         }
+        if !c.prometheus.selector.is_empty() && rank(&o.of("prometheus.selector")) >= rank(&o.of("snapshot")) {
+            return Err(Error::Config(format!(
+                "prometheus.selector (from {}) cannot apply to a snapshot (from {}): a snapshot holds one cluster already",
+                o.of("prometheus.selector"),
+                o.of("snapshot")
+            )));
+        }
         if c.snapshot_max_bytes == 0 {
             return Err(o.bad("snapshotMaxBytes", 0, "must be at least 1"));
         }
@@ -456,6 +464,9 @@ fn prometheus(c: &Config, o: &Origins, raw: &str) -> Result<(PromConfig, Option<
         }
         cfg.headers.push((name.clone(), value.clone()));
     }
+    // Checked here, before any query: a selector that is not valid PromQL never reaches the
+    // store (which would answer 400 for one query and maybe ignore it for another).
+    cfg.scope = Scope::parse_all(&p.selector).map_err(|e| o.bad("prometheus.selector", p.selector.join(","), e))?;
     cfg.timeout = parse_duration(&p.timeout).map_err(|e| o.bad("prometheus.timeout", &p.timeout, e))?;
     if let Some(n) = p.concurrency {
         if n == 0 {

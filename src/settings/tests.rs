@@ -128,6 +128,23 @@ fn bad_values_name_key_value_and_layer() {
             "policy.defaults.nope = 1 (from --set policy.defaults.nope=1)",
         ),
         (&["--prometheus-header", "Bad Name=x"], "not a valid HTTP header name"),
+        (
+            &["--prometheus-selector", "cluster=prod"],
+            r#"invalid prometheus.selector "cluster=prod" (from --prometheus-selector): cluster=: expected a quoted string"#,
+        ),
+        (
+            &[
+                "--prometheus-selector",
+                r#"cluster="a""#,
+                "--prometheus-selector",
+                r#"env=~"(x""#,
+            ],
+            "missing closing )",
+        ),
+        (
+            &["--prometheus-selector", r#"__name__="up""#],
+            "__name__ cannot be matched",
+        ),
         (&["--push-grouping", "x"], "invalid --push-grouping"),
     ] {
         let e = err(live(args));
@@ -238,4 +255,42 @@ fn the_policy_is_validated_at_start_for_every_subcommand() {
             "{sub}: {e}"
         );
     }
+}
+
+#[test]
+fn prometheus_selector_from_flags_and_config_file() {
+    let scope = |s: RunSettings| s.input.prometheus().unwrap().unwrap().scope.to_string();
+    let s = live(&[
+        "--prometheus-selector",
+        r#"cluster="a""#,
+        "--prometheus-selector",
+        r#"env=~"prod|stage",team!='x'"#,
+    ])
+    .unwrap();
+    assert_eq!(scope(s), r#"cluster="a",env=~"prod|stage",team!="x""#);
+    assert_eq!(scope(live(&[]).unwrap()), "", "no selector by default");
+    let one = config_file("prometheus:\n  url: http://prom:9090\n  selector: 'cluster=\"b\"'\n");
+    let path = one.path().to_str().unwrap();
+    assert_eq!(scope(recommend(&["--config", path]).unwrap()), r#"cluster="b""#);
+    // A flag replaces the file's value.
+    let s = recommend(&["--config", path, "--prometheus-selector", r#"cluster="c""#]).unwrap();
+    assert_eq!(scope(s), r#"cluster="c""#);
+    let many =
+        config_file("prometheus:\n  url: http://prom:9090\n  selector:\n    - 'cluster=\"b\"'\n    - 'env=\"x\"'\n");
+    let s = recommend(&["--config", many.path().to_str().unwrap()]).unwrap();
+    assert_eq!(scope(s), r#"cluster="b",env="x""#);
+    let bad = config_file("prometheus:\n  url: http://prom:9090\n  selector: 'cluster=~\"[a\"'\n");
+    let e = err(recommend(&["--config", bad.path().to_str().unwrap()]));
+    assert!(
+        e.contains("invalid prometheus.selector") && e.contains("missing closing ]"),
+        "{e}"
+    );
+    // A snapshot holds one cluster: a selector cannot apply to it.
+    let e = err(recommend(&[
+        "--snapshot",
+        "cluster.json",
+        "--prometheus-selector",
+        r#"cluster="a""#,
+    ]));
+    assert!(e.contains("cannot apply to a snapshot"), "{e}");
 }

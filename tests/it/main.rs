@@ -23,3 +23,4 @@ mod secrets;
 mod slice;
 mod snapshot_cmd;
 mod support;
+mod victoria;

@@ -8,6 +8,7 @@ use std::time::Duration;
 use url::Url;
 
 use crate::collect::promparse::Caps;
+use crate::collect::scope::Scope;
 
 /// How to reach Prometheus. Built once by `Settings`.
 #[derive(Debug, Clone)]
@@ -45,6 +46,9 @@ pub struct PromConfig {
     pub max_labels: usize,
     /// Distinct warnings kept and logged (per answer and per run); the rest are counted.
     pub max_warnings: usize,
+    /// Label matchers every query carries (`--prometheus-selector`): one cluster of a
+    /// central store. Empty: none.
+    pub scope: Scope,
 }
 
 impl PromConfig {
@@ -81,6 +85,7 @@ impl PromConfig {
             // kube-state-metrics label series carry one label per Kubernetes label: tens.
             max_labels: 1_000,
             max_warnings: 100,
+            scope: Scope::default(),
         }
     }
 

@@ -4,3 +4,4 @@ pub mod fake_api;
 pub mod forge;
 pub mod proxy;
 pub mod servers;
+pub mod victoria;
