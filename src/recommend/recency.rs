@@ -9,14 +9,18 @@
 //!   distribution" at 5 %. The value is then the percentile of the days since;
 //! - a **sustained trend**: a least-squares line through the log of the daily levels over at
 //!   least 7 days, whose slope a t-test (`statrs` Student's t) finds non-zero at 1 %, with
-//!   R² >= 0.5 and at least 15 % growth over the window. The value is the line projected to
-//!   the horizon the recommendation must hold (`horizonDays`, 7 by default: a weekly
-//!   review), never more than 3x the last day's level;
+//!   R² >= 0.5 and at least 15 % growth over the window. The value is the line projected
+//!   into the horizon the recommendation must hold (`horizonDays`, 7 by default: a weekly
+//!   review; CPU at its middle, memory at its end), never more than 3x the last day's level;
+//! - with only 5 or 6 days (a weekly cycle cannot show itself whole), a **short-window
+//!   trend**: one slope fitted within weekend and weekday days, so a quiet or busy weekend
+//!   at one end is a level, not a slope; stricter (t-test at 1 % with n - 3 degrees of
+//!   freedom, R² >= 0.8 within the groups);
 //! - both: the model with the smaller residual sum of squares (both have two parameters).
 //!
 //! Falling trends are not projected (the window's value stays: a cut made on a guess is the
-//! one that causes an incident). Without enough days (5 for a shift, 7 for a trend) the
-//! window's distribution is used, recency-weighted when the policy sets a half-life.
+//! one that causes an incident). Without enough days (5 for a shift or a trend) the window's
+//! distribution is used, recency-weighted when the policy sets a half-life.
 
 use std::collections::BTreeMap;
 
@@ -395,6 +399,57 @@ mod tests {
                 _ => assert_eq!(got, want, "{name}"),
             }
         }
+    }
+
+    #[test]
+    fn six_days_show_growth_but_not_a_weekend_at_one_end() {
+        // Six days from Saturday Oct 24 to Thursday Oct 29 (the quality suite's training).
+        let saturday = 1_793_491_200 - 8 * DAY;
+        assert!(weekend(saturday) && weekend(saturday + DAY) && !weekend(saturday + 2 * DAY));
+        let six = |f: &dyn Fn(i64) -> f64| -> Vec<(i64, f64)> {
+            (0..6)
+                .map(|d| {
+                    let wobble = 1.0 + 0.01 * (((d * 7919) % 13) as f64 / 6.0 - 1.0);
+                    (saturday + d * DAY, f(d) * wobble)
+                })
+                .collect()
+        };
+        let weekend_factor = |w: f64| move |d: i64| if d < 2 { w } else { 1.0 };
+        type Row<'a> = (&'a str, Vec<(i64, f64)>, bool);
+        let cases: Vec<Row> = vec![
+            (
+                "3 %/day growth, weekends at 0.9",
+                six(&|d| 1.03f64.powi(d as i32) * weekend_factor(0.9)(d)),
+                true,
+            ),
+            ("flat", six(&|_| 1.0), false),
+            ("a quiet weekend first (0.3)", six(&weekend_factor(0.3)), false),
+            ("a busy weekend first (2.5)", six(&weekend_factor(2.5)), false),
+            ("weekends at 0.9, flat weekdays", six(&weekend_factor(0.9)), false),
+            (
+                "1 %/day (under 15 % over the window)",
+                six(&|d| 1.01f64.powi(d as i32)),
+                false,
+            ),
+        ];
+        for (name, days, want) in cases {
+            let got = matches!(detect(&days, 0.001), Some(Change::Trend(_)));
+            assert_eq!(got, want, "{name}: {:?}", detect(&days, 0.001));
+        }
+        let Some(Change::Trend(t)) = detect(&six(&|d| 1.03f64.powi(d as i32) * weekend_factor(0.9)(d)), 0.0) else {
+            panic!("no trend")
+        };
+        // The slope is the weekdays' and weekends' own, not inflated by the weekend dip.
+        assert!((t.per_day - 0.03).abs() < 0.01, "{t:?}");
+        assert_eq!(t.days, 6);
+        // Five days are enough, four are not.
+        let five: Vec<(i64, f64)> = six(&|d| 1.04f64.powi(d as i32))[1..].to_vec();
+        assert!(
+            matches!(detect(&five, 0.0), Some(Change::Trend(_))),
+            "{:?}",
+            detect(&five, 0.0)
+        );
+        assert_eq!(detect(&five[1..], 0.0), None);
     }
 
     #[test]
