@@ -112,3 +112,21 @@ fn memory_base(u: &ContainerUsage, rules: &Rules) -> Option<(f64, String)> {
     }
     Some((peak, format!("peak working set over {window}")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::tidy;
+
+    const MIB: f64 = 1024.0 * 1024.0;
+
+    #[test]
+    fn memory_rounds_down_within_its_buffer_never_below_the_peak() {
+        // 300 Mi + 15 % = 345.0 Mi; 300.5 Mi + 15 % = 345.575 Mi rounds down to 345 Mi.
+        assert_eq!(tidy(345.0 * MIB, 300.0 * MIB, MIB), 345.0 * MIB);
+        assert_eq!(tidy(345.575 * MIB, 300.5 * MIB, MIB), 345.0 * MIB);
+        // A coarse step: 64 Mi steps under 345 Mi would go to 320 Mi, above the 300 Mi peak;
+        // with a 330 Mi peak they would cut into it, so the value rounds up to 384 Mi.
+        assert_eq!(tidy(345.0 * MIB, 300.0 * MIB, 64.0 * MIB), 320.0 * MIB);
+        assert_eq!(tidy(345.0 * MIB, 330.0 * MIB, 64.0 * MIB), 384.0 * MIB);
+    }
+}
