@@ -5,7 +5,10 @@
 //! minute; we use the usage's step, pooled over pods as the VPA pools them). rightsizer caps
 //! it at `fullConfidenceDays` (a week: one weekly cycle) to get a score in 0..1, and widens
 //! every value by `1 + lowConfidenceMargin x (1 - score)`: a day of history adds about 21 %,
-//! a full week adds nothing.
+//! a full week adds nothing. Memory is widened only while the history is shorter than a day:
+//! its figure is already the peak, not a percentile estimated from too few points, and one
+//! day holds the daily cycle's peak (the buffer covers what comes above it; a wider margin
+//! on two days of a flat working set only reserved memory no pod used).
 
 use crate::model::ContainerUsage;
 
@@ -20,9 +23,14 @@ pub struct Confidence {
     pub days: f64,
     /// `days / fullConfidenceDays`, capped at 1.
     pub score: f64,
-    /// Multiplier applied to recommended values (>= 1).
+    /// Multiplier applied to recommended CPU values (>= 1).
     pub margin: f64,
+    /// Multiplier applied to the memory figure (>= 1): full confidence at one day.
+    pub memory_margin: f64,
 }
+
+/// Days of history at which the memory figure (a peak) is no longer widened.
+const MEMORY_FULL_CONFIDENCE_DAYS: f64 = 1.0;
 
 pub fn confidence(u: &ContainerUsage, step: i64, rules: &Rules) -> Confidence {
     let step = if step > 0 { step } else { DEFAULT_STEP };
@@ -34,6 +42,7 @@ pub fn confidence(u: &ContainerUsage, step: i64, rules: &Rules) -> Confidence {
         days,
         score,
         margin: 1.0 + rules.low_confidence_margin * (1.0 - score),
+        memory_margin: 1.0 + rules.low_confidence_margin * (1.0 - (days / MEMORY_FULL_CONFIDENCE_DAYS).clamp(0.0, 1.0)),
     }
 }
 
@@ -65,6 +74,10 @@ mod tests {
             assert!((c.days - days).abs() < 1e-9, "{samples}/{span}: {c:?}");
             assert!((c.score - score).abs() < 1e-9, "{samples}/{span}: {c:?}");
             assert!((c.margin - (1.0 + 0.25 * (1.0 - score))).abs() < 1e-9);
+            assert_eq!(c.memory_margin, 1.0, "a day or more: memory is not widened");
         }
+        // Half a day: memory widened by half the margin.
+        let c = confidence(&usage(144, 43_200), 300, &r);
+        assert!((c.memory_margin - 1.125).abs() < 1e-9, "{c:?}");
     }
 }

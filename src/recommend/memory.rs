@@ -1,7 +1,7 @@
 //! Memory sizing for one container: the working-set figure per the memory mode (a rising
-//! trend of the daily peaks projected to the horizon) and the floor after OOM kills,
-//! anchored to the limit in force at the kill (`strategy.rs` applies margins, bounds and
-//! hysteresis).
+//! trend of the daily peaks projected to the horizon), the limit after OOM kills, anchored
+//! to the limit in force at the kill, and the rounding (`strategy.rs` applies margins,
+//! bounds and hysteresis).
 
 use crate::model::{ContainerUsage, format_memory};
 
@@ -12,16 +12,18 @@ use super::recency::{self, Change};
 /// Daily peaks under 1 MiB are noise in the log-space trend fit.
 const MEMORY_LEVEL_FLOOR: f64 = 1024.0 * 1024.0;
 
-/// Repeated kills raise the bump once more each, up to this many times.
-const MAX_OOM_STEPS: u32 = 3;
-
-/// The memory floor after OOM kills: the limit in force at the kills (kube-state-metrics at
-/// that time; without that history the peak working set, which reached the limit when the
-/// kernel killed it), bumped like the VPA (max(x 1.2, + 100 MiB)) once per kill up to three,
-/// then the normal memory margin on top. Never today's limit: applying the result and
-/// running again on the same history proposes the same value (today's limit would raise it
-/// on every run: 450 -> 592 -> 711 -> 854 Mi).
-pub(super) fn oom_bump(u: &ContainerUsage, peak: f64, rules: &Rules) -> (f64, String) {
+/// The memory limit after OOM kills: the limit in force at the kills (kube-state-metrics at
+/// that time, the highest if it changed between kills; without that history the peak
+/// working set, which reached the limit when the kernel killed it) bumped once like the
+/// VPA, max(x 1.2, + 100 MiB), and at least the peak with the normal memory margin. Not
+/// compounded per kill: repeated kills at one limit say that limit is too low, not by how
+/// much (the VPA's `RecordOOM` leaves its earlier OOM peaks out of the next bump for the
+/// same reason); a kill at a raised limit anchors at that limit, so the bump grows with
+/// kills that follow a raise. Never today's limit: applying the result and running again on
+/// the same history proposes the same value (today's limit would raise it on every run:
+/// 450 -> 592 -> 711 -> 854 Mi). The request is not bumped (`strategy.rs`): the kill was
+/// the limit's doing, and the request reserves what the container uses.
+pub(super) fn oom_limit(u: &ContainerUsage, peak: f64, rules: &Rules) -> (f64, String) {
     let (anchor, what) = match u.oom_limit {
         Some(l) => (l, "the limit in force at the kill"),
         None => (
@@ -29,24 +31,33 @@ pub(super) fn oom_bump(u: &ContainerUsage, peak: f64, rules: &Rules) -> (f64, St
             "the peak working set (limit history unknown)",
         ),
     };
-    let steps = u.oom_kills.min(MAX_OOM_STEPS);
-    let mut bump = anchor;
-    for _ in 0..steps {
-        bump = (bump * rules.oom_bump_ratio).max(bump + rules.oom_min_bump);
-    }
-    let with_margin = bump * (1.0 + rules.memory_buffer);
+    let bump = (anchor * rules.oom_bump_ratio).max(anchor + rules.oom_min_bump);
+    let with_margin = peak * (1.0 + rules.memory_buffer);
     let how = format!(
-        "; OOMKilled {} times: {what} {} bumped {steps} time{} by max(x {}, + {}) = {}, {} = {}",
+        "OOMKilled {} time{} in the window: max({what} {} x {} or + {} = {}, the peak {} {} = {})",
         u.oom_kills,
+        if u.oom_kills == 1 { "" } else { "s" },
         format_memory(anchor),
-        if steps == 1 { "" } else { "s" },
         rules.oom_bump_ratio,
         format_memory(rules.oom_min_bump),
         format_memory(bump),
+        format_memory(peak),
         signed_percent(rules.memory_buffer),
         format_memory(with_margin)
     );
-    (with_margin, how)
+    (bump.max(with_margin), how)
+}
+
+/// Memory rounds down to its step when that keeps it at or above `covered` (the figure the
+/// buffer is added to: the buffer absorbs the rounding, so the value is never above the
+/// buffered figure), else up.
+pub(super) fn tidy(v: f64, covered: f64, step: f64) -> f64 {
+    let down = ((v / step) + 1e-9).floor() * step;
+    if down >= covered {
+        down
+    } else {
+        super::strategy::round_up(v, step)
+    }
 }
 
 /// The memory figure (bytes) and how it was obtained, per the memory mode; a rising trend of
@@ -100,4 +111,22 @@ fn memory_base(u: &ContainerUsage, rules: &Rules) -> Option<(f64, String)> {
         ));
     }
     Some((peak, format!("peak working set over {window}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tidy;
+
+    const MIB: f64 = 1024.0 * 1024.0;
+
+    #[test]
+    fn memory_rounds_down_within_its_buffer_never_below_the_peak() {
+        // 300 Mi + 15 % = 345.0 Mi; 300.5 Mi + 15 % = 345.575 Mi rounds down to 345 Mi.
+        assert_eq!(tidy(345.0 * MIB, 300.0 * MIB, MIB), 345.0 * MIB);
+        assert_eq!(tidy(345.575 * MIB, 300.5 * MIB, MIB), 345.0 * MIB);
+        // A coarse step: 64 Mi steps under 345 Mi would go to 320 Mi, above the 300 Mi peak;
+        // with a 330 Mi peak they would cut into it, so the value rounds up to 384 Mi.
+        assert_eq!(tidy(345.0 * MIB, 300.0 * MIB, 64.0 * MIB), 320.0 * MIB);
+        assert_eq!(tidy(345.0 * MIB, 330.0 * MIB, 64.0 * MIB), 384.0 * MIB);
+    }
 }

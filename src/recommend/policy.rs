@@ -92,8 +92,8 @@ pub struct Rules {
     pub throttling_target: f64,
     /// A Guaranteed workload (requests == limits everywhere) stays Guaranteed.
     pub keep_guaranteed: bool,
-    /// OOMKilled in the window: memory >= max(limit x 1.2, limit + 100 MiB): the VPA's
-    /// `oomBumpUpRatio 1.2` and `oomMinBumpUp 100 MiB`.
+    /// OOMKilled in the window: the memory limit >= max(limit at the kill x 1.2, + 100 MiB),
+    /// once (not per kill): the VPA's `oomBumpUpRatio 1.2` and `oomMinBumpUp 100 MiB`.
     pub oom_bump_ratio: f64,
     #[serde(deserialize_with = "de_memory")]
     pub oom_min_bump: f64,

@@ -9,14 +9,18 @@
 //!   distribution" at 5 %. The value is then the percentile of the days since;
 //! - a **sustained trend**: a least-squares line through the log of the daily levels over at
 //!   least 7 days, whose slope a t-test (`statrs` Student's t) finds non-zero at 1 %, with
-//!   R² >= 0.5 and at least 15 % growth over the window. The value is the line projected to
-//!   the horizon the recommendation must hold (`horizonDays`, 7 by default: a weekly
-//!   review), never more than 3x the last day's level;
+//!   R² >= 0.5 and at least 15 % growth over the window. The value is the line projected
+//!   into the horizon the recommendation must hold (`horizonDays`, 7 by default: a weekly
+//!   review; CPU at its middle, memory at its end), never more than 3x the last day's level;
+//! - with only 5 or 6 days (a weekly cycle cannot show itself whole), a **short-window
+//!   trend**: one slope fitted within weekend and weekday days, so a quiet or busy weekend
+//!   at one end is a level, not a slope; stricter (t-test at 1 % with n - 3 degrees of
+//!   freedom, R² >= 0.8 within the groups);
 //! - both: the model with the smaller residual sum of squares (both have two parameters).
 //!
 //! Falling trends are not projected (the window's value stays: a cut made on a guess is the
-//! one that causes an incident). Without enough days (5 for a shift, 7 for a trend) the
-//! window's distribution is used, recency-weighted when the policy sets a half-life.
+//! one that causes an incident). Without enough days (5 for a shift or a trend) the window's
+//! distribution is used, recency-weighted when the policy sets a half-life.
 
 use std::collections::BTreeMap;
 
@@ -92,7 +96,11 @@ pub fn detect(levels: &[(i64, f64)], floor: f64) -> Option<Change> {
         .collect();
     let logs: Vec<f64> = ok.iter().map(|(_, v)| (v + floor).ln()).collect();
     let shift = shift(&ok, &logs);
-    let trend = trend(&ok, &logs, floor);
+    let trend = if logs.len() >= 7 {
+        trend(&ok, &logs, floor)
+    } else {
+        short_trend(&ok, &logs, floor)
+    };
     match (shift, trend) {
         (Some(s), Some(t)) if t.rss < s.rss => Some(Change::Trend(t)),
         (Some(s), _) => Some(Change::Shift(s)),
@@ -212,6 +220,90 @@ fn trend(days: &[(i64, f64)], logs: &[f64], floor: f64) -> Option<Trend> {
     })
 }
 
+/// Saturday or Sunday (UTC) for a day start: 1970-01-01 was a Thursday.
+fn weekend(day: i64) -> bool {
+    matches!(day.div_euclid(DAY).rem_euclid(7), 2 | 3)
+}
+
+/// A trend in 5 or 6 daily levels, where a weekly cycle cannot show itself whole: the line
+/// is fitted within weekend and weekday days separately (one slope, one level each: the
+/// regression with a weekend indicator, by Frisch-Waugh-Lovell), so a quiet or busy weekend
+/// at one end of the window is a level, not a slope. Stricter than the full test: the slope
+/// must be non-zero at 1 % with the fewer degrees of freedom (`n - 3`), explain 80 % of the
+/// within-group variance, and grow 15 % over the window; the projection follows the higher
+/// of the two groups' lines.
+fn short_trend(days: &[(i64, f64)], logs: &[f64], floor: f64) -> Option<Trend> {
+    const SHORT_TREND_R2: f64 = 0.8;
+    let n = logs.len();
+    if n < 5 {
+        return None;
+    }
+    let origin = days[0].0;
+    let xs: Vec<f64> = days
+        .iter()
+        .map(|(d, _)| (d - origin) as f64 / DAY as f64 + 0.5)
+        .collect();
+    let groups: Vec<bool> = days.iter().map(|(d, _)| weekend(*d)).collect();
+    let mut means = [(0.0, 0.0, 0usize); 2];
+    for ((&x, &y), &g) in xs.iter().zip(logs).zip(&groups) {
+        let m = &mut means[usize::from(g)];
+        m.0 += x;
+        m.1 += y;
+        m.2 += 1;
+    }
+    for m in &mut means {
+        if m.2 > 0 {
+            m.0 /= m.2 as f64;
+            m.1 /= m.2 as f64;
+        }
+    }
+    let used = means.iter().filter(|m| m.2 > 0).count();
+    let df = n as f64 - 1.0 - used as f64;
+    if df < 2.0 {
+        return None;
+    }
+    let (mut sxx, mut sxy, mut syy) = (0.0, 0.0, 0.0);
+    for ((&x, &y), &g) in xs.iter().zip(logs).zip(&groups) {
+        let m = means[usize::from(g)];
+        sxx += (x - m.0) * (x - m.0);
+        sxy += (x - m.0) * (y - m.1);
+        syy += (y - m.1) * (y - m.1);
+    }
+    if sxx <= 0.0 || syy <= 0.0 {
+        return None;
+    }
+    let b = sxy / sxx;
+    let rss = (syy - b * sxy).max(0.0);
+    let r2 = 1.0 - rss / syy;
+    let se = (rss / df / sxx).sqrt();
+    let p = if se > 0.0 {
+        let t = StudentsT::new(0.0, 1.0, df).ok()?;
+        2.0 * t.sf((b / se).abs())
+    } else {
+        0.0
+    };
+    let growth = (b * (xs[n - 1] - xs[0])).exp();
+    if b <= 0.0 || p >= TREND_P || r2 < SHORT_TREND_R2 || growth < MIN_TREND_GROWTH {
+        return None;
+    }
+    let a = means
+        .iter()
+        .filter(|m| m.2 > 0)
+        .map(|m| m.1 - b * m.0)
+        .fold(f64::NEG_INFINITY, f64::max);
+    Some(Trend {
+        per_day: b.exp() - 1.0,
+        r2,
+        p_value: p,
+        days: n,
+        origin,
+        a,
+        b,
+        last_level: (logs[n - 1].exp() - floor).max(floor),
+        rss,
+    })
+}
+
 /// The daily levels of per-day CPU sketches: the `q` quantile of each day with at least
 /// `MIN_DAY_POINTS` points.
 pub fn daily_quantiles(days: &BTreeMap<i64, Sketch>, q: f64) -> Vec<(i64, f64)> {
@@ -307,6 +399,57 @@ mod tests {
                 _ => assert_eq!(got, want, "{name}"),
             }
         }
+    }
+
+    #[test]
+    fn six_days_show_growth_but_not_a_weekend_at_one_end() {
+        // Six days from Saturday Oct 24 to Thursday Oct 29 (the quality suite's training).
+        let saturday = 1_793_491_200 - 8 * DAY;
+        assert!(weekend(saturday) && weekend(saturday + DAY) && !weekend(saturday + 2 * DAY));
+        let six = |f: &dyn Fn(i64) -> f64| -> Vec<(i64, f64)> {
+            (0..6)
+                .map(|d| {
+                    let wobble = 1.0 + 0.01 * (((d * 7919) % 13) as f64 / 6.0 - 1.0);
+                    (saturday + d * DAY, f(d) * wobble)
+                })
+                .collect()
+        };
+        let weekend_factor = |w: f64| move |d: i64| if d < 2 { w } else { 1.0 };
+        type Row<'a> = (&'a str, Vec<(i64, f64)>, bool);
+        let cases: Vec<Row> = vec![
+            (
+                "3 %/day growth, weekends at 0.9",
+                six(&|d| 1.03f64.powi(d as i32) * weekend_factor(0.9)(d)),
+                true,
+            ),
+            ("flat", six(&|_| 1.0), false),
+            ("a quiet weekend first (0.3)", six(&weekend_factor(0.3)), false),
+            ("a busy weekend first (2.5)", six(&weekend_factor(2.5)), false),
+            ("weekends at 0.9, flat weekdays", six(&weekend_factor(0.9)), false),
+            (
+                "1 %/day (under 15 % over the window)",
+                six(&|d| 1.01f64.powi(d as i32)),
+                false,
+            ),
+        ];
+        for (name, days, want) in cases {
+            let got = matches!(detect(&days, 0.001), Some(Change::Trend(_)));
+            assert_eq!(got, want, "{name}: {:?}", detect(&days, 0.001));
+        }
+        let Some(Change::Trend(t)) = detect(&six(&|d| 1.03f64.powi(d as i32) * weekend_factor(0.9)(d)), 0.0) else {
+            panic!("no trend")
+        };
+        // The slope is the weekdays' and weekends' own, not inflated by the weekend dip.
+        assert!((t.per_day - 0.03).abs() < 0.01, "{t:?}");
+        assert_eq!(t.days, 6);
+        // Five days are enough, four are not.
+        let five: Vec<(i64, f64)> = six(&|d| 1.04f64.powi(d as i32))[1..].to_vec();
+        assert!(
+            matches!(detect(&five, 0.0), Some(Change::Trend(_))),
+            "{:?}",
+            detect(&five, 0.0)
+        );
+        assert_eq!(detect(&five[1..], 0.0), None);
     }
 
     #[test]

@@ -179,8 +179,9 @@ impl Decaying {
 ///   with the interval's end) into a decaying histogram; target: its 90th percentile x 1.15;
 /// - an OOM kill (`RecordOOM`) raises its interval's peak to
 ///   `max(used + 100 MiB, used x 1.2)` where `used` is the larger of the memory request and
-///   the interval's peak so far (`DefaultOOMBumpUpRatio`, `DefaultOOMMinBumpUp`); the
-///   request is today's (the one in force at the kill is not read);
+///   the interval's usage peak so far, earlier kills' bumps left out
+///   (`DefaultOOMBumpUpRatio`, `DefaultOOMMinBumpUp`); the request is today's (the one in
+///   force at the kill is not read);
 /// - both at least the pod minimum (25 millicores, 250 MiB: `PodMinCPUMillicores`,
 ///   `PodMinMemoryMb`) shared evenly by the pod's `containers` (`GetRecommendedPodResources`).
 ///
@@ -218,7 +219,10 @@ pub fn vpa(pods: &[PodSeries], ooms: &[(String, i64)], current: &Resources, cont
 }
 
 /// One pod's memory peaks per 24 h aggregation interval, `(interval end, peak)`, with each
-/// OOM kill raising its interval's peak to the VPA's bump.
+/// OOM kill raising its interval's peak to the VPA's bump. The bump is taken from the
+/// larger of the request and the usage peak of the interval so far, never from an earlier
+/// kill's bump (`RecordOOM` in `model/container.go` leaves `oomPeak` out "to protect against
+/// recommendation running too high on subsequent OOMs"): repeated kills do not compound.
 fn daily_peaks(memory: &[(i64, f64)], ooms: &[i64], request: Option<f64>) -> Vec<(i64, f64)> {
     let mut points: Vec<(i64, f64)> = memory
         .iter()
@@ -231,7 +235,7 @@ fn daily_peaks(memory: &[(i64, f64)], ooms: &[i64], request: Option<f64>) -> Vec
     };
     let end_of = |t: i64| first + ((t - first).div_euclid(DAY) + 1) * DAY;
     let mut peaks: Vec<(i64, f64)> = Vec::new();
-    for (t, v) in points {
+    for &(t, v) in &points {
         let end = end_of(t);
         match peaks.last_mut() {
             Some((e, p)) if *e == end => *p = p.max(v),
@@ -240,16 +244,20 @@ fn daily_peaks(memory: &[(i64, f64)], ooms: &[i64], request: Option<f64>) -> Vec
     }
     for &t in ooms.iter().filter(|&&t| t >= first) {
         let end = end_of(t);
-        let i = match peaks.iter().position(|(e, _)| *e == end) {
-            Some(i) => i,
+        let so_far = points
+            .iter()
+            .filter(|&&(pt, _)| pt <= t && end_of(pt) == end)
+            .map(|&(_, v)| v)
+            .fold(0.0, f64::max);
+        let used = so_far.max(request.unwrap_or(0.0));
+        let needed = (used + 100.0 * MIB).max(used * 1.2);
+        match peaks.iter_mut().find(|(e, _)| *e == end) {
+            Some((_, p)) => *p = p.max(needed),
             None => {
-                peaks.push((end, 0.0));
+                peaks.push((end, needed));
                 peaks.sort_by_key(|p| p.0);
-                peaks.iter().position(|(e, _)| *e == end).unwrap_or(0)
             }
-        };
-        let used = peaks[i].1.max(request.unwrap_or(0.0));
-        peaks[i].1 = peaks[i].1.max((used + 100.0 * MIB).max(used * 1.2));
+        }
     }
     peaks
 }
@@ -373,5 +381,10 @@ mod tests {
         assert_eq!(m, bucket_end(Buckets::memory(), 300.0 * MIB) * 1.15, "{}", m / MIB);
         // The limit keeps its 1:1 ratio.
         assert_eq!(oom.memory_limit, Some(m));
+        // Five kills that day: the same bump, not compounded (the VPA leaves earlier OOM
+        // peaks out of the next bump).
+        let kills: Vec<(String, i64)> = (1..=5).map(|i| ("a".into(), DAY + 600 * i)).collect();
+        let repeated = vpa(&pods, &kills, &current, 2, 2 * DAY);
+        assert_eq!(repeated.memory_request, Some(m));
     }
 }

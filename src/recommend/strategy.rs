@@ -1,19 +1,22 @@
 //! The default strategy for one container (DESIGN.md, "Default strategy and why"; every
 //! default and its source is on `policy::Rules`):
 //! - CPU request = p95 of the pooled 5-minute usage of all replicas over the window, or of
-//!   the days since a level shift, or the daily p95 trend projected to the horizon
+//!   the days since a level shift, or the daily p95 trend projected to the middle of the
+//!   horizon
 //!   (`recency.rs`), or of the recency-weighted histogram when the policy sets a half-life;
 //! - CPU limit only where there is one today (or the policy asks): max(p99 x 1.25, peak
 //!   5-minute rate, peak 2-minute rate), at least the request, and when CFS throttled more
 //!   than the target (usage was cut off at the limit, so it under-reports demand) at least
 //!   the limit it was throttled at x (1 + max(throttled share, 25 %));
 //! - memory request = limit = peak working set + 15 % (or p90 of daily peaks + 15 %; a
-//!   rising trend of daily peaks projected to the horizon); after OOM kills at least the
-//!   limit in force at the kill bumped by max(x 1.2, + 100 MiB) per kill (up to 3), + 15 %;
+//!   rising trend of daily peaks projected to the horizon), rounded down to the step when
+//!   the buffer absorbs it; after OOM kills the limit is at least the limit in force at the
+//!   kill bumped once by max(x 1.2, + 100 MiB) (the request too when Guaranteed);
 //! - every bump is anchored to history, never to today's spec, so recommending on the
 //!   recommended requests is a fixed point;
-//! - every value widened for low confidence, floored, capped, rounded up to tidy steps, and
-//!   held at the current value within hysteresis;
+//! - every CPU value widened for low confidence (memory only under a day of history),
+//!   floored, capped, rounded to tidy steps, and held at the current value within
+//!   hysteresis;
 //! - a Guaranteed workload stays Guaranteed: limits = requests, and the CPU request is sized
 //!   like a limit (it is one).
 
@@ -23,7 +26,7 @@ use crate::model::{ContainerKey, ContainerSpec, ContainerUsage, DecayingSketch, 
 
 use super::confidence::confidence;
 use super::explain::{days, percentile_name, signed_percent, thousands};
-use super::memory::{memory_value, oom_bump};
+use super::memory::{memory_value, oom_limit, tidy};
 use super::policy::{CpuLimitMode, Rules};
 use super::recency::{self, Change};
 use super::report::{QosClass, Reasons, Recommendation, Skip};
@@ -264,50 +267,66 @@ pub fn size(key: ContainerKey, spec: &ContainerSpec, usage: Option<&ContainerUsa
         });
     }
 
-    // Memory request = limit.
+    // Memory request = limit; after OOM kills the limit gets the bump (`memory::oom_limit`).
     if let Some((raw, source)) = memory_value(u, rules) {
-        let mut v = raw * (1.0 + rules.memory_buffer) * conf.margin;
+        let memory_widen = if conf.memory_margin > 1.0 + 1e-9 {
+            format!(
+                ", x{:.2} for low confidence ({:.1} d of history, full at 1 d)",
+                conf.memory_margin, conf.days
+            )
+        } else {
+            String::new()
+        };
+        let buffered = raw * (1.0 + rules.memory_buffer) * conf.memory_margin;
+        let bump = (u.oom_kills > 0).then(|| oom_limit(u, raw, rules));
         let mut reason = format!(
-            "{source} = {}, {}{widen}",
+            "{source} = {}, {}{memory_widen}",
             format_memory(raw),
             signed_percent(rules.memory_buffer)
         );
-        if u.oom_kills > 0 {
-            let (bump, how) = oom_bump(u, raw, rules);
-            reason.push_str(&how);
-            v = v.max(bump);
+        // A Guaranteed workload's request is its limit: it takes the bump too.
+        let mut v = buffered;
+        if let (true, Some((b, how))) = (ctx.guaranteed, &bump) {
+            v = v.max(*b);
+            let _ = write!(reason, "; {how}");
         }
+        let v = tidy(v, raw, rules.memory_step);
         let bounds = (rules.min_memory, rules.max_memory, rules.memory_step);
         let hysteresis = (rules.hysteresis, rules.hysteresis_memory);
         let s = settle(v, current.memory_request, bounds, hysteresis, format_memory);
-        if u.oom_kills > 0 && rules.max_memory.is_some_and(|m| m < v) {
+        if let Some((b, _)) = &bump
+            && rules.max_memory.is_some_and(|m| m < *b)
+        {
             r.notes
                 .push("max-memory caps memory below what the OOM bump asks".into());
         }
         r.recommended.memory_request = Some(s.value);
         r.reasons.memory_request = Some(format!("{reason}{}", s.note));
-        let limit = if current.memory_limit.is_some_and(|c| c >= s.value) && !ctx.guaranteed {
-            settle(
-                s.value,
-                current.memory_limit,
-                (s.value, None, rules.memory_step),
-                hysteresis,
-                format_memory,
-            )
-        } else {
+        let target = match &bump {
+            Some((b, _)) if !ctx.guaranteed => b.min(rules.max_memory.unwrap_or(f64::INFINITY)).max(s.value),
+            _ => s.value,
+        };
+        let limit = if ctx.guaranteed {
             Settled {
                 value: s.value,
                 note: String::new(),
                 held: false,
             }
+        } else {
+            settle(
+                target,
+                current.memory_limit,
+                (s.value, None, rules.memory_step),
+                hysteresis,
+                format_memory,
+            )
         };
         r.recommended.memory_limit = Some(limit.value);
-        r.reasons.memory_limit = Some(if limit.held {
-            format!("= request {}{}", format_memory(s.value), limit.note)
-        } else if ctx.guaranteed {
-            "= request: keeps the workload Guaranteed".into()
-        } else {
-            "= request: memory cannot be reclaimed without an OOM kill".into()
+        r.reasons.memory_limit = Some(match &bump {
+            _ if ctx.guaranteed => "= request: keeps the workload Guaranteed".into(),
+            Some((_, how)) => format!("{how}{}", limit.note),
+            None if limit.held => format!("= request {}{}", format_memory(s.value), limit.note),
+            None => "= request: memory cannot be reclaimed without an OOM kill".into(),
         });
     } else {
         r.notes.push("no working-set samples: memory unchanged".into());
@@ -355,11 +374,14 @@ fn cpu_request_value(
             }
             Some(Change::Trend(t)) => {
                 let end = u.last_seen.unwrap_or(0);
-                let horizon = (rules.horizon_days * 86_400.0) as i64;
+                // The middle of the horizon: the daily level there is about the percentile of
+                // the horizon's days together (earlier days less, later days more), where the
+                // level at its end would be exceeded on none of them.
+                let horizon = (rules.horizon_days * 86_400.0 / 2.0) as i64;
                 return (
                     Some(t.at(end + horizon, CPU_LEVEL_FLOOR)),
                     format!(
-                        "usage grows {:.1} %/day (daily {name}s over {} days, R² {:.2}, t-test {}): daily {name} projected {:.0} d ahead",
+                        "usage grows {:.1} %/day (daily {name}s over {} days, R² {:.2}, t-test {}): daily {name} projected to the middle of the next {:.0} d",
                         t.per_day * 100.0,
                         t.days,
                         t.r2,

@@ -23,6 +23,14 @@ fn want(cpu: f64, cpu_limit: Option<f64>, memory_mib: f64) -> Want {
     }
 }
 
+/// After an OOM kill: the request from the peak, the limit bumped.
+fn want_oom(memory_mib: f64, limit_mib: f64) -> Want {
+    Want {
+        memory_limit: mib(limit_mib),
+        ..want(0.2, None, memory_mib)
+    }
+}
+
 #[test]
 fn values_follow_the_rules() {
     let low_confidence = 1.0 + 0.25 * (1.0 - 1.0 / 7.0);
@@ -48,22 +56,22 @@ fn values_follow_the_rules() {
             want(0.19, Some(0.27), 345.0),
         ),
         (
-            "OOM: limit at the kill x 1.2, + 15 %",
+            "OOM: request peak + 15 %, limit at the kill x 1.2",
             Case::test()
                 .limits(None, Some(512.0))
                 .memory_peak_mib(500.0)
                 .killed_at_limit_mib(512.0)
                 .oom_killed(1),
-            want(0.2, None, 707.0),
+            want_oom(575.0, 615.0),
         ),
         (
-            "OOM three times: bumped three times",
+            "OOM three times at one limit: bumped once",
             Case::test()
                 .limits(None, Some(512.0))
                 .memory_peak_mib(500.0)
                 .killed_at_limit_mib(512.0)
                 .oom_killed(3),
-            want(0.2, None, 1018.0),
+            want_oom(575.0, 615.0),
         ),
         (
             "OOM: limit + 100 MiB when larger",
@@ -73,7 +81,7 @@ fn values_follow_the_rules() {
                 .memory_peak_mib(190.0)
                 .killed_at_limit_mib(200.0)
                 .oom_killed(1),
-            want(0.2, None, 345.0),
+            want_oom(218.0, 300.0),
         ),
         (
             "OOM: the limit at the kill, not today's (raised since)",
@@ -83,7 +91,7 @@ fn values_follow_the_rules() {
                 .memory_peak_mib(190.0)
                 .killed_at_limit_mib(200.0)
                 .oom_killed(1),
-            want(0.2, None, 345.0),
+            want_oom(218.0, 300.0),
         ),
         (
             "OOM without limit history bumps from the peak working set",
@@ -91,7 +99,7 @@ fn values_follow_the_rules() {
                 .requests(Some(0.5), Some(256.0))
                 .memory_peak_mib(250.0)
                 .oom_killed(1),
-            want(0.2, None, 403.0),
+            want_oom(287.0, 350.0),
         ),
         (
             "daily-peaks mode: p90 of daily peaks + 15 %",
@@ -101,9 +109,9 @@ fn values_follow_the_rules() {
             want(0.2, None, 1035.0),
         ),
         (
-            "one day of history widens by 1 + 0.25 x 6/7",
+            "one day of history widens CPU by 1 + 0.25 x 6/7, memory not (a day holds its peak)",
             Case::test().history_days(1.0),
-            want(0.2 * low_confidence, None, 419.0),
+            want(0.2 * low_confidence, None, 345.0),
         ),
         (
             "max-memory annotation caps",
@@ -182,12 +190,13 @@ fn every_value_carries_its_reason() {
         memory.starts_with("peak working set over 14.0 d = 300Mi, +15 %"),
         "{memory}"
     );
+    assert!(!memory.contains("OOMKilled"), "the request is not bumped: {memory}");
+    let limit = r.reasons.memory_limit.unwrap();
     assert!(
-        memory.contains("OOMKilled 2 times: the limit in force at the kill 512Mi bumped 2 times by max(x 1.2, + 100Mi) = 738Mi, +15 % = 848Mi"),
-        "{memory}"
+        limit.starts_with("OOMKilled 2 times in the window: max(the limit in force at the kill 512Mi x 1.2 or + 100Mi = 615Mi, the peak 300Mi +15 % = 345Mi), rounded to 615Mi"),
+        "{limit}"
     );
     assert!(r.reasons.cpu_limit.unwrap().starts_with("max(p99 "));
-    assert!(r.reasons.memory_limit.unwrap().starts_with("= request"));
     assert!(r.notes.iter().any(|n| n.contains("OOMKilled 2 times")));
 }
 
