@@ -294,3 +294,21 @@ fn prometheus_selector_from_flags_and_config_file() {
     ]));
     assert!(e.contains("cannot apply to a snapshot"), "{e}");
 }
+
+/// Every YAML config example in the README parses as it is
+/// (unknown keys are errors, so a renamed key cannot linger in the docs).
+#[test]
+fn the_config_examples_in_the_readme_and_deploy_parse() {
+    let readme = include_str!("../../README.md");
+    let mut blocks = 0;
+    for block in readme.split("```yaml\n").skip(1) {
+        let body = &block[..block.find("```").expect("closed block")];
+        // Only the config documents (kubectl/kustomize YAML has apiVersion).
+        if body.contains("apiVersion:") || !(body.contains("prometheus:") || body.contains("outputs:")) {
+            continue;
+        }
+        crate::settings::Config::from_yaml(body).unwrap_or_else(|e| panic!("README example: {e}\n{body}"));
+        blocks += 1;
+    }
+    assert!(blocks >= 1, "no config example found in the README");
+}

@@ -252,23 +252,19 @@ fn check_pod(spec: &PodSpec, what: &str) {
         "{what}"
     );
     assert!(res.limits.as_ref().is_some_and(|l| l.contains_key("memory")), "{what}");
-    // The config file the args name is the mounted ConfigMap's key, and the patch directory
-    // of the bundled config sits on the writable emptyDir.
+    // The config file the args name is the mounted ConfigMap's key, and the bundled config
+    // writes no file into the pod: its disk dies with it, so changes go out as a pull
+    // request (deploy/pull-request) and the report as a ConfigMap.
     let args = c.args.clone().unwrap_or_default();
     let config_arg = &args[args.iter().position(|a| a == "--config").expect("--config") + 1];
     let mounts = c.volume_mounts.clone().unwrap_or_default();
-    let mount_of = |volume: &str| {
-        mounts
-            .iter()
-            .find(|m| m.name == volume)
-            .unwrap_or_else(|| panic!("{what}: volume {volume} not mounted"))
-            .mount_path
-            .clone()
-    };
-    assert_eq!(*config_arg, format!("{}/config.yaml", mount_of("config")), "{what}");
-    let volumes = spec.volumes.clone().unwrap_or_default();
-    assert!(
-        volumes.iter().any(|v| v.name == "out" && v.empty_dir.is_some()),
+    let config_mount = mounts
+        .iter()
+        .find(|m| m.name == "config")
+        .unwrap_or_else(|| panic!("{what}: volume config not mounted"));
+    assert_eq!(
+        *config_arg,
+        format!("{}/config.yaml", config_mount.mount_path),
         "{what}"
     );
     let cm = manifests()
@@ -277,11 +273,14 @@ fn check_pod(spec: &PodSpec, what: &str) {
         .find(|c| c.metadata.name.as_deref() == Some("rightsizer-config"));
     let text = cm.unwrap().data.unwrap()["config.yaml"].clone();
     let config = rightsizer::settings::Config::from_yaml(&text).unwrap_or_else(|e| panic!("bundled config: {e}"));
-    let dir = config.outputs.patches.expect("patches output").dir;
+    let o = &config.outputs;
     assert!(
-        dir.starts_with(mount_of("out")),
-        "{what}: {} is not on the emptyDir",
-        dir.display()
+        o.file.is_none() && o.markdown.is_none() && o.patches.is_none() && o.manifests.is_none(),
+        "{what}: the bundled config writes files that die with the pod: {o:?}"
+    );
+    assert!(
+        o.config_map.is_some(),
+        "{what}: the report ConfigMap is the base's output"
     );
 }
 
