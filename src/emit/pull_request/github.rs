@@ -50,17 +50,13 @@ impl<'a> GitHub<'a> {
     }
 
     pub async fn default_branch(&self) -> Result<String, Fail> {
-        let step = Step {
-            what: "reading the repository's default branch",
-            setting: "outputs.pullRequest.repository",
-        };
-        let v = self.api.get(step, &self.repo, &[]).await?.json()?;
-        v["default_branch"].as_str().map(str::to_string).ok_or_else(|| {
-            Fail(format!(
-                "{} has no default branch: set outputs.pullRequest.baseBranch",
-                self.t.repository
-            ))
-        })
+        self.api
+            .default_branch(
+                &self.repo,
+                "reading the repository's default branch",
+                &self.t.repository,
+            )
+            .await
     }
 
     pub async fn branch(&self, name: &str) -> Result<Option<Head>, Fail> {
@@ -113,12 +109,8 @@ impl<'a> GitHub<'a> {
         let mut entries = Vec::new();
         for c in changes {
             let mode = if c.executable { "100755" } else { "100644" };
-            entries.push(match &c.content {
-                Some(bytes) => {
-                    let content = std::str::from_utf8(bytes)
-                        .map_err(|_| Fail(format!("{} is not UTF-8 text: not committed", c.path)))?;
-                    json!({ "path": c.path, "mode": mode, "type": "blob", "content": content })
-                }
+            entries.push(match c.text()? {
+                Some(content) => json!({ "path": c.path, "mode": mode, "type": "blob", "content": content }),
                 None => json!({ "path": c.path, "mode": mode, "type": "blob", "sha": null }),
             });
         }

@@ -60,17 +60,13 @@ impl<'a> GitLab<'a> {
     }
 
     pub async fn default_branch(&self) -> Result<String, Fail> {
-        let step = Step {
-            what: "reading the project's default branch",
-            setting: "outputs.pullRequest.repository",
-        };
-        let v = self.api.get(step, &self.project, &[]).await?.json()?;
-        v["default_branch"].as_str().map(str::to_string).ok_or_else(|| {
-            Fail(format!(
-                "{} has no default branch: set outputs.pullRequest.baseBranch",
-                self.t.repository
-            ))
-        })
+        self.api
+            .default_branch(
+                &self.project,
+                "reading the project's default branch",
+                &self.t.repository,
+            )
+            .await
     }
 
     pub async fn branch(&self, name: &str) -> Result<Option<Head>, Fail> {
@@ -125,10 +121,8 @@ impl<'a> GitLab<'a> {
     pub async fn commit(&self, base: &Head, changes: &[Change], message: &str) -> Result<String, Fail> {
         let mut actions = Vec::new();
         for c in changes {
-            actions.push(match &c.content {
-                Some(bytes) => {
-                    let content = std::str::from_utf8(bytes)
-                        .map_err(|_| Fail(format!("{} is not UTF-8 text: not committed", c.path)))?;
+            actions.push(match c.text()? {
+                Some(content) => {
                     let action = if c.existed { "update" } else { "create" };
                     json!({ "action": action, "file_path": c.path, "content": content, "encoding": "text" })
                 }

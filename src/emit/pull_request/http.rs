@@ -372,6 +372,21 @@ impl Api {
         }
     }
 
+    /// The default branch from `GET path` (GitHub's repository, GitLab's project: both
+    /// answer `default_branch`).
+    pub async fn default_branch(&self, path: &str, what: &str, repository: &str) -> Result<String, Fail> {
+        let step = Step {
+            what,
+            setting: "outputs.pullRequest.repository",
+        };
+        let v = self.get(step, path, &[]).await?.json()?;
+        v["default_branch"].as_str().map(str::to_string).ok_or_else(|| {
+            Fail(format!(
+                "{repository} has no default branch: set outputs.pullRequest.baseBranch"
+            ))
+        })
+    }
+
     pub async fn get(&self, step: Step<'_>, path: &str, query: &[(&str, &str)]) -> Result<Answer, Fail> {
         Ok(self
             .send(step, Method::GET, path, query, None, Expect::Json)

@@ -36,6 +36,20 @@ pub struct Change {
     pub existed: bool,
 }
 
+impl Change {
+    /// The new content as text (both APIs take commits' file contents as strings), `None`
+    /// for a deletion; a file that is not UTF-8 is an error.
+    pub fn text(&self) -> Result<Option<&str>, super::http::Fail> {
+        self.content
+            .as_deref()
+            .map(|bytes| {
+                std::str::from_utf8(bytes)
+                    .map_err(|_| super::http::Fail(format!("{} is not UTF-8 text: not committed", self.path)))
+            })
+            .transpose()
+    }
+}
+
 /// Bounds of one archive read.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
