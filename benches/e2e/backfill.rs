@@ -57,10 +57,9 @@ pub struct History {
     pub cached: bool,
 }
 
-/// The cached TSDB of `cluster`, backfilled first when missing.
-/// `disk_bytes` bounds the OpenMetrics on disk at once: one generation pass writes a group of
-/// chunks that fits, so a smaller bound means more passes (each replays the whole history).
-pub fn tsdb(cluster: &Cluster, root: &Path, jobs: usize, disk_bytes: f64) -> History {
+/// The parameters of `cluster`'s history and the cache key that hashes them with the
+/// generator's source.
+pub fn cache_key(cluster: &Cluster) -> (String, u64) {
     let spec = &cluster.spec;
     let params = format!(
         "workloads={} seed={} end={} duration={} step={} crate={}",
@@ -74,21 +73,32 @@ pub fn tsdb(cluster: &Cluster, root: &Path, jobs: usize, disk_bytes: f64) -> His
     let key = GENERATOR
         .iter()
         .fold(fnv(params.as_bytes(), 0xcbf29ce484222325), |h, s| fnv(s.as_bytes(), h));
+    (params, key)
+}
+
+/// The history cached in `dir`, if its `meta.json` (written last) is there.
+pub fn cached(dir: &Path, meta_path: &Path) -> Option<History> {
+    let meta = serde_json::from_slice::<Value>(&std::fs::read(meta_path).ok()?).ok()?;
+    Some(History {
+        dir: dir.to_path_buf(),
+        series: meta["series"].as_u64().unwrap_or(0),
+        samples: meta["samples"].as_u64().unwrap_or(0),
+        om_bytes: meta["om_bytes"].as_u64().unwrap_or(0),
+        backfill_secs: meta["backfill_secs"].as_f64().unwrap_or(0.0),
+        cached: true,
+    })
+}
+
+/// The cached TSDB of `cluster`, backfilled first when missing.
+/// `disk_bytes` bounds the OpenMetrics on disk at once: one generation pass writes a group of
+/// chunks that fits, so a smaller bound means more passes (each replays the whole history).
+pub fn tsdb(cluster: &Cluster, root: &Path, jobs: usize, disk_bytes: f64) -> History {
+    let (params, key) = cache_key(cluster);
     let dir = root.join(format!("{key:016x}"));
     let meta_path = dir.join("meta.json");
-    if let Some(meta) = std::fs::read(&meta_path)
-        .ok()
-        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-    {
+    if let Some(h) = cached(&dir, &meta_path) {
         eprintln!("e2e: cached tsdb {} ({params})", dir.display());
-        return History {
-            dir,
-            series: meta["series"].as_u64().unwrap_or(0),
-            samples: meta["samples"].as_u64().unwrap_or(0),
-            om_bytes: meta["om_bytes"].as_u64().unwrap_or(0),
-            backfill_secs: meta["backfill_secs"].as_f64().unwrap_or(0.0),
-            cached: true,
-        };
+        return h;
     }
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("create the tsdb cache dir");

@@ -751,8 +751,10 @@ impl PromClient {
             // The server streams chunks: the remote reads waiting for this one go ahead.
             self.remote_read_known();
         }
-        // The parser runs on a blocking thread, reading the body as the chunks arrive.
-        let (tx, rx) = mpsc::channel(16);
+        // The parser runs on a blocking thread, reading the body as the chunks arrive. It is
+        // slower than the network, so the channel is always full: its depth is memory (4 x
+        // 256 KiB per answer in flight; 16 held 8 MiB of each CPU chunk's body, issue 16).
+        let (tx, rx) = mpsc::channel(4);
         let parser = tokio::task::spawn_blocking(move || {
             let reader = ChannelReader { rx, cur: None, pos: 0 };
             let mut reader = io::BufReader::with_capacity(1 << 16, reader);
@@ -769,7 +771,9 @@ impl PromClient {
         // thread wake-up per chunk (a sixth of rightsizer's CPU at 1,000 workloads). They
         // are batched to BATCH bytes.
         const BATCH: usize = 256 << 10;
-        let mut batch: Vec<u8> = Vec::new();
+        // Allocated at its final size: grown by doubling, a batch held up to twice BATCH.
+        let new_batch = || Vec::with_capacity(BATCH + (16 << 10));
+        let mut batch: Vec<u8> = new_batch();
         loop {
             match response.chunk().await {
                 Ok(Some(chunk)) => {
@@ -796,7 +800,7 @@ impl PromClient {
                         head.extend_from_slice(&chunk[..chunk.len().min(120 - head.len())]);
                     }
                     batch.extend_from_slice(&chunk);
-                    if batch.len() >= BATCH && tx.send(Ok(std::mem::take(&mut batch))).await.is_err() {
+                    if batch.len() >= BATCH && tx.send(Ok(std::mem::replace(&mut batch, new_batch()))).await.is_err() {
                         break; // the parser gave up: its error says why
                     }
                 }

@@ -2,6 +2,7 @@
 //! quantities, the discovered shape of a workload and the usage summary that the
 //! `recommend` stage reads. Nothing here touches the network or async code.
 
+mod counts;
 mod decaying;
 mod quantity;
 mod run;

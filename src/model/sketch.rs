@@ -5,8 +5,16 @@
 //!
 //! Error bound: for any quantile `q`, the returned value `v` and the exact nearest-rank sample
 //! quantile `x` satisfy `|v - x| <= ALPHA * x` (ALPHA = 1 %), for values above `MIN_VALUE`.
+//!
+//! Memory: the counters are as narrow as the largest count needs (`Counts`: one byte each
+//! until a bucket passes 255, then two, then four) and sized exactly to the buckets spanned.
+//! A container keeps one sketch for the window and one per UTC day, and most of them (a day of
+//! 5-minute points is 288 per replica) never count past 255 in a bucket: a quarter of the
+//! memory of `u32` counters, the same counts (issue 16: 10,000 workloads in 256 MiB).
 
 use serde::{Deserialize, Serialize};
+
+use super::counts::Counts;
 
 /// Relative accuracy. 1 % is far below the noise of a 5-minute CPU rate and keeps a sketch
 /// that spans a 1000x range of usage under 350 buckets.
@@ -19,7 +27,7 @@ pub const MIN_VALUE: f64 = 1e-6;
 pub struct Sketch {
     /// Index of `counts[0]`; bucket `i` holds values in `(GAMMA^(i-1), GAMMA^i]`.
     offset: i32,
-    counts: Vec<u32>,
+    counts: Counts,
     zeros: u64,
     total: u64,
     max: f64,
@@ -66,16 +74,14 @@ impl Sketch {
     fn bump(&mut self, i: i32, n: u32) {
         if self.counts.is_empty() {
             self.offset = i;
-            self.counts.push(0);
+            self.counts.grow_back(1);
         } else if i < self.offset {
-            let grow = (self.offset - i) as usize;
-            self.counts.splice(0..0, std::iter::repeat_n(0, grow));
+            self.counts.grow_front((self.offset - i) as usize);
             self.offset = i;
         } else if i >= self.offset + self.counts.len() as i32 {
-            self.counts.resize((i - self.offset + 1) as usize, 0);
+            self.counts.grow_back((i - self.offset + 1) as usize);
         }
-        let slot = &mut self.counts[(i - self.offset) as usize];
-        *slot = slot.saturating_add(n);
+        self.counts.add((i - self.offset) as usize, n);
     }
 
     /// Pools another sketch into this one (pods of one workload, or chunks of one window).
@@ -90,7 +96,7 @@ impl Sketch {
         };
         self.total += other.total;
         self.zeros += other.zeros;
-        for (j, &c) in other.counts.iter().enumerate() {
+        for (j, c) in other.counts.iter().enumerate() {
             if c > 0 {
                 self.bump(other.offset + j as i32, c);
             }
@@ -124,7 +130,7 @@ impl Sketch {
             return Some(0.0);
         }
         let mut seen = self.zeros;
-        for (j, &c) in self.counts.iter().enumerate() {
+        for (j, c) in self.counts.iter().enumerate() {
             seen += u64::from(c);
             if seen >= rank {
                 return Some(value_of(self.offset + j as i32).min(self.max));
@@ -144,8 +150,8 @@ impl Sketch {
             .counts
             .iter()
             .enumerate()
-            .filter(|&(_, &c)| c > 0)
-            .map(|(j, &c)| f64::from(c) * value_of(self.offset + j as i32).min(self.max))
+            .filter(|&(_, c)| c > 0)
+            .map(|(j, c)| f64::from(c) * value_of(self.offset + j as i32).min(self.max))
             .sum();
         Some(sum / self.total as f64)
     }
@@ -158,14 +164,19 @@ impl Sketch {
             self.counts
                 .iter()
                 .enumerate()
-                .filter(|&(_, &c)| c > 0)
-                .map(|(j, &c)| (value_of(self.offset + j as i32).min(self.max), u64::from(c))),
+                .filter(|&(_, c)| c > 0)
+                .map(|(j, c)| (value_of(self.offset + j as i32).min(self.max), u64::from(c))),
         )
     }
 
-    /// Number of buckets held: the sketch's memory is about 4 bytes each.
+    /// Number of buckets held: the sketch's memory is 1 to 4 bytes each (`Counts`).
     pub fn buckets(&self) -> usize {
         self.counts.len()
+    }
+
+    /// Bytes the sketch holds on the heap (its counters).
+    pub fn heap_bytes(&self) -> usize {
+        self.counts.heap_bytes()
     }
 }
 
@@ -220,6 +231,57 @@ mod tests {
         for q in [0.1, 0.5, 0.95] {
             assert_eq!(a.quantile(q), pooled.quantile(q));
         }
+    }
+
+    #[test]
+    fn narrow_counters_widen_without_changing_an_answer() {
+        // A day of one container's 5-minute points (288) fits one byte per bucket; 100 days
+        // of a steady value pile 28,800 points into one bucket and need two.
+        let mut day = Sketch::new();
+        let mut steady = Sketch::new();
+        let mut samples = Vec::new();
+        for i in 0..288u32 {
+            let v = 0.05 + 0.001 * f64::from(i % 97);
+            day.add(v);
+            samples.push(v);
+        }
+        assert_eq!(day.heap_bytes(), day.buckets(), "one byte per bucket");
+        for _ in 0..100 {
+            steady.merge(&day);
+        }
+        // Each of the day's ranks covers 100 ranks of the merged days: the same buckets.
+        for q in [0.01, 0.2, 0.5, 0.7, 0.95, 0.99, 1.0] {
+            assert_eq!(steady.quantile(q), day.quantile(q), "q={q}");
+        }
+        steady.add_n(0.25, 70_000);
+        assert_eq!(steady.count(), 28_800 + 70_000);
+        assert_eq!(steady.heap_bytes(), 4 * steady.buckets(), "widened to four bytes");
+        for q in [0.1, 0.5, 0.9, 0.95, 0.99] {
+            let want = exact(&mut samples, q);
+            let got = day.quantile(q).unwrap();
+            assert!(
+                (got - want).abs() <= ALPHA * want + 1e-12,
+                "q={q}: got {got}, want {want}"
+            );
+        }
+        assert_eq!(steady.quantile(0.99), Some(0.25_f64.min(value_of(index_of(0.25)))));
+    }
+
+    #[test]
+    fn serialized_form_is_the_u32_counter_list_and_round_trips() {
+        let mut s = Sketch::new();
+        for v in [0.5, 0.5, 0.51, 2.0, 0.0] {
+            s.add(v);
+        }
+        s.add_n(0.5, 400);
+        let json = serde_json::to_value(&s).unwrap();
+        let counts: Vec<u32> = serde_json::from_value(json["counts"].clone()).unwrap();
+        assert_eq!(counts.len(), s.buckets());
+        assert_eq!(counts[0], 402);
+        assert_eq!(counts.iter().map(|&c| u64::from(c)).sum::<u64>() + 1, s.count());
+        let back: Sketch = serde_json::from_value(json).unwrap();
+        assert_eq!(back, s);
+        assert_eq!(back.quantile(0.9), s.quantile(0.9));
     }
 
     #[test]

@@ -47,10 +47,12 @@ pub(super) struct CpuChunk {
     first: i64,
     step: i64,
     points: usize,
+    /// Each key is held once, in its index (a key is three strings: a second copy beside the
+    /// usage was a sixth of the chunk, issue 16).
     index: HashMap<ContainerKey, usize>,
-    containers: Vec<(ContainerKey, ContainerUsage)>,
+    containers: Vec<ContainerUsage>,
     workload_index: HashMap<WorkloadKey, usize>,
-    workloads: Vec<(WorkloadKey, Steps)>,
+    workloads: Vec<Steps>,
     /// Per `(namespace, pod, container)`: its slot in `slots`, which holds its container slot
     /// and one bit per step that has a point.
     series: HashMap<SeriesId, usize>,
@@ -98,13 +100,22 @@ impl CpuChunk {
         let mut containers = self.containers;
         for (id, s) in self.series {
             if seen.insert(id) {
-                containers[self.slots[s].0].1.pods += 1;
+                containers[self.slots[s].0].pods += 1;
             }
         }
-        for (key, u) in containers {
-            usage.containers.entry(key).or_default().merge(&u);
+        // Each key once per chunk, and merging is commutative: the map's order changes nothing.
+        for (key, c) in self.index {
+            usage.containers.entry(key).or_default().merge(&containers[c]);
         }
-        for (key, steps) in self.workloads {
+        let mut workloads = self.workloads;
+        for (key, w) in self.workload_index {
+            let steps = std::mem::replace(
+                &mut workloads[w],
+                Steps {
+                    total: Vec::new(),
+                    present: Vec::new(),
+                },
+            );
             let w = usage.workloads.entry(key).or_default();
             for k in 0..self.points {
                 let replicas = steps.present.iter().map(|(_, row)| row[k]).max().unwrap_or(0);
@@ -122,7 +133,7 @@ impl CpuChunk {
     /// raw samples as the 5-minute rates).
     fn short_rate(&mut self, v: f64) {
         if let Some((c, ..)) = self.current {
-            self.containers[c].1.observe_short_cpu(v);
+            self.containers[c].observe_short_cpu(v);
         }
     }
 }
@@ -136,22 +147,19 @@ impl SeriesSink for CpuChunk {
         };
         let workload = self.owners.resolve(&id.0, &id.1);
         let key = ContainerKey::new(workload.clone(), id.2.as_str());
-        let c = *self.index.entry(key.clone()).or_insert_with(|| {
-            self.containers.push((key, ContainerUsage::default()));
+        let c = *self.index.entry(key).or_insert_with(|| {
+            self.containers.push(ContainerUsage::default());
             self.containers.len() - 1
         });
         let points = self.points;
-        let w = *self.workload_index.entry(workload.clone()).or_insert_with(|| {
-            self.workloads.push((
-                workload,
-                Steps {
-                    total: vec![0.0; points],
-                    present: Vec::new(),
-                },
-            ));
+        let w = *self.workload_index.entry(workload).or_insert_with(|| {
+            self.workloads.push(Steps {
+                total: vec![0.0; points],
+                present: Vec::new(),
+            });
             self.workloads.len() - 1
         });
-        let present = &mut self.workloads[w].1.present;
+        let present = &mut self.workloads[w].present;
         let row = match present.iter().position(|(name, _)| *name == id.2) {
             Some(r) => r,
             None => {
@@ -185,11 +193,11 @@ impl SeriesSink for CpuChunk {
             }
             *taken |= bit;
         }
-        let usage = &mut self.containers[c].1;
+        let usage = &mut self.containers[c];
         usage.observe_cpu(super::day_of(t), v);
         usage.saw(t);
         if in_chunk {
-            let steps = &mut self.workloads[w].1;
+            let steps = &mut self.workloads[w];
             steps.total[k as usize] += v as f32;
             let n = &mut steps.present[row].1[k as usize];
             *n = n.saturating_add(1);

@@ -4,37 +4,105 @@
 //! no query is ever written per workload.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::collect::promparse::{Labels, SeriesSink};
 use crate::model::{WorkloadKey, WorkloadKind};
 
 /// Who owned each pod and each ReplicaSet/Job, as kube-state-metrics recorded it over the
 /// window, so pods deleted long ago still count for their workload.
+///
+/// Memory: one entry per pod that ever existed in the window (CronJobs and rollouts make many
+/// per workload), so names are stored once each: namespaces and owner kinds in small tables,
+/// each child name and owner name in one exact-size `Box<str>`, about 110 bytes a pod where four
+/// `String`s in a tuple map took about 230. The maps sit behind an `Arc`, so the copy every
+/// reducer of the query plan holds is shared, not cloned (issue 16).
 #[derive(Debug, Default, Clone)]
 pub struct Owners {
     /// Number of `kube_pod_owner` series read: 0 means kube-state-metrics is not scraped.
     pub(super) ksm_pods: usize,
-    pods: HashMap<(String, String), (String, String)>,
-    replica_sets: HashMap<(String, String), (String, String)>,
-    jobs: HashMap<(String, String), (String, String)>,
+    maps: Arc<Maps>,
+}
+
+/// An owner reference: its kind (an index into `Maps::kinds`) and its name.
+#[derive(Debug, Clone)]
+struct Owner {
+    kind: u32,
+    name: Box<str>,
+}
+
+/// Per namespace (an index into `namespaces`), child name -> owner.
+type ByNamespace = Vec<HashMap<Box<str>, Owner>>;
+
+#[derive(Debug, Default, Clone)]
+struct Maps {
+    namespaces: HashMap<Box<str>, u32>,
+    /// Owner kinds as kube-state-metrics spells them (a handful: ReplicaSet, Job, ...).
+    kinds: Vec<Box<str>>,
+    pods: ByNamespace,
+    replica_sets: ByNamespace,
+    jobs: ByNamespace,
+}
+
+#[derive(Clone, Copy)]
+enum Child {
+    Pod,
+    ReplicaSet,
+    Job,
+}
+
+impl Maps {
+    fn insert(&mut self, child: Child, ns: &str, name: &str, kind: &str, owner: &str) {
+        let n = match self.namespaces.get(ns) {
+            Some(&n) => n,
+            None => {
+                let n = self.namespaces.len() as u32;
+                self.namespaces.insert(ns.into(), n);
+                n
+            }
+        } as usize;
+        for maps in [&mut self.pods, &mut self.replica_sets, &mut self.jobs] {
+            if maps.len() <= n {
+                maps.resize_with(n + 1, HashMap::new);
+            }
+        }
+        let kind = match self.kinds.iter().position(|k| &**k == kind) {
+            Some(k) => k,
+            None => {
+                self.kinds.push(kind.into());
+                self.kinds.len() - 1
+            }
+        } as u32;
+        let map = match child {
+            Child::Pod => &mut self.pods,
+            Child::ReplicaSet => &mut self.replica_sets,
+            Child::Job => &mut self.jobs,
+        };
+        map[n].insert(
+            name.into(),
+            Owner {
+                kind,
+                name: owner.into(),
+            },
+        );
+    }
 }
 
 impl Owners {
     pub fn insert_pod(&mut self, ns: &str, pod: &str, kind: &str, name: &str) {
-        self.pods.insert((ns.into(), pod.into()), (kind.into(), name.into()));
+        Arc::make_mut(&mut self.maps).insert(Child::Pod, ns, pod, kind, name);
     }
 
     pub fn insert_replica_set(&mut self, ns: &str, rs: &str, kind: &str, name: &str) {
-        self.replica_sets
-            .insert((ns.into(), rs.into()), (kind.into(), name.into()));
+        Arc::make_mut(&mut self.maps).insert(Child::ReplicaSet, ns, rs, kind, name);
     }
 
     pub fn insert_job(&mut self, ns: &str, job: &str, kind: &str, name: &str) {
-        self.jobs.insert((ns.into(), job.into()), (kind.into(), name.into()));
+        Arc::make_mut(&mut self.maps).insert(Child::Job, ns, job, kind, name);
     }
 
     pub fn is_empty(&self) -> bool {
-        self.pods.is_empty()
+        self.maps.pods.iter().all(HashMap::is_empty)
     }
 
     /// Whether the owners came (at least in part) from kube-state-metrics series.
@@ -45,18 +113,22 @@ impl Owners {
     /// The top owner of a pod: pod -> ReplicaSet -> Deployment, pod -> Job -> CronJob,
     /// StatefulSet and DaemonSet directly. A pod with no known controller is its own workload.
     pub fn resolve(&self, ns: &str, pod: &str) -> WorkloadKey {
-        let key = (ns.to_string(), pod.to_string());
-        let Some((kind, name)) = self.pods.get(&key) else {
+        let m = &*self.maps;
+        let owner = m
+            .namespaces
+            .get(ns)
+            .and_then(|&n| Some((n as usize, m.pods[n as usize].get(pod)?)));
+        let Some((n, owner)) = owner else {
             return WorkloadKey::new(ns, WorkloadKind::Pod, pod);
         };
-        let lookup =
-            |map: &HashMap<(String, String), (String, String)>| map.get(&(ns.to_string(), name.clone())).cloned();
-        let (kind, name) = match kind.as_str() {
-            "ReplicaSet" => lookup(&self.replica_sets).unwrap_or_else(|| (kind.clone(), name.clone())),
-            "Job" => lookup(&self.jobs).unwrap_or_else(|| (kind.clone(), name.clone())),
-            _ => (kind.clone(), name.clone()),
+        let kind = &*m.kinds[owner.kind as usize];
+        let top = match kind {
+            "ReplicaSet" => m.replica_sets[n].get(&owner.name).unwrap_or(owner),
+            "Job" => m.jobs[n].get(&owner.name).unwrap_or(owner),
+            _ => owner,
         };
-        match WorkloadKind::from_kind(&kind) {
+        let (kind, name) = (&*m.kinds[top.kind as usize], &*top.name);
+        match WorkloadKind::from_kind(kind) {
             Some(kind) => WorkloadKey::new(ns, kind, name),
             // A bare Job, or a controller we do not size (bare ReplicaSet, Node for static
             // pods, an operator's CRD): the pod stands alone.
@@ -125,6 +197,30 @@ mod tests {
             assert_eq!(o.resolve("shop", pod), WorkloadKey::new("shop", kind, name), "{pod}");
         }
         assert_eq!(o.resolve("kube-system", "etcd-node1").kind, WorkloadKind::Pod);
+        assert_eq!(
+            o.resolve("nowhere", "x"),
+            WorkloadKey::new("nowhere", WorkloadKind::Pod, "x")
+        );
+    }
+
+    #[test]
+    fn a_clone_shares_the_maps_and_a_later_insert_copies_them() {
+        let mut o = Owners::default();
+        assert!(o.is_empty());
+        o.insert_pod("shop", "db-0", "StatefulSet", "db");
+        let shared = o.clone();
+        assert!(Arc::ptr_eq(&o.maps, &shared.maps));
+        // A later insert (live pods filled in after the owner series) leaves the clone as it was.
+        o.insert_pod("shop", "db-0", "StatefulSet", "db2");
+        o.insert_pod("shop", "web-1", "ReplicaSet", "web-a");
+        assert_eq!(shared.resolve("shop", "db-0").name, "db");
+        assert_eq!(o.resolve("shop", "db-0").name, "db2");
+        assert_eq!(shared.resolve("shop", "web-1").kind, WorkloadKind::Pod);
+        // A ReplicaSet without a known owner is its own (unsized) controller: the pod stands alone.
+        assert_eq!(
+            o.resolve("shop", "web-1"),
+            WorkloadKey::new("shop", WorkloadKind::Pod, "web-1")
+        );
     }
 
     #[test]
