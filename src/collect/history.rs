@@ -431,9 +431,10 @@ async fn container_events(
     Ok((peaks, restarts))
 }
 
-/// Past this many restarted pods the per-step restart queries are not narrowed by pod name
-/// (the regex would make a query of tens of kilobytes): they read every container's series.
-const MAX_NAMED_PODS: usize = 2_000;
+/// The per-step restart queries are narrowed by pod name only while the matcher stays this
+/// short; past it they read every container's series. VictoriaMetrics refuses a query over
+/// 16 KiB by default (`-search.maxQueryLen`): 2,000 pod names made one of about 60 KiB.
+const MAX_POD_MATCHER_BYTES: usize = 8 * 1024;
 
 /// Restarts and OOM kills, per container. First an instant `changes(R[window]) > 0` over the
 /// restart counter `R` (one pass over its samples, an answer as small as the set of
@@ -453,11 +454,7 @@ async fn restart_events(prom: &PromClient, w: &Window, owners: &Arc<Owners>) -> 
     if pods.is_empty() {
         return Ok(Vec::new());
     }
-    let pods = if pods.len() <= MAX_NAMED_PODS {
-        events::pod_matcher(pods.iter().map(String::as_str))
-    } else {
-        String::new()
-    };
+    let pods = events::bounded_pod_matcher(pods.iter().map(String::as_str), MAX_POD_MATCHER_BYTES);
     let step = w.step;
     let mut increases = std::collections::HashMap::new();
     let mut duplicates = 0;

@@ -128,6 +128,12 @@ pub(crate) fn pod_matcher<'a>(pods: impl IntoIterator<Item = &'a str>) -> String
     format!(",pod=~{}", promql_string(&names.join("|")))
 }
 
+/// [`pod_matcher`] when it is at most `max_bytes` long, else empty (no narrowing).
+pub(crate) fn bounded_pod_matcher<'a>(pods: impl IntoIterator<Item = &'a str>, max_bytes: usize) -> String {
+    let m = pod_matcher(pods);
+    if m.len() <= max_bytes { m } else { String::new() }
+}
+
 /// `name` as an RE2 literal.
 fn regex_literal(name: &str) -> String {
     let mut out = String::with_capacity(name.len() + 4);
@@ -353,6 +359,18 @@ mod tests {
         let steps: Vec<(i64, u32)> = inc.events[&id].iter().map(|(&t, &n)| (t, n)).collect();
         assert_eq!(steps, [(600, 1), (1200, 1)]);
         assert_eq!(inc.duplicates, 3);
+    }
+
+    #[test]
+    fn a_pod_matcher_past_its_bound_narrows_nothing() {
+        let few: Vec<String> = (0..10).map(|i| format!("web-{i}")).collect();
+        let m = bounded_pod_matcher(few.iter().map(String::as_str), 8 * 1024);
+        assert!(m.starts_with(",pod=~") && m.contains("web-9"), "{m}");
+        // 400 pods of a generated cluster's name length: past 8 KiB, so no regex at all
+        // (VictoriaMetrics refuses queries over 16 KiB by default).
+        let many: Vec<String> = (0..400).map(|i| format!("checkout-worker-7d9f8c6b5-{i:05}")).collect();
+        assert!(pod_matcher(many.iter().map(String::as_str)).len() > 8 * 1024);
+        assert_eq!(bounded_pod_matcher(many.iter().map(String::as_str), 8 * 1024), "");
     }
 
     #[test]
