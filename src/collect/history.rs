@@ -208,6 +208,8 @@ fn is_too_many_samples(e: &Error) -> bool {
         "maxSamplesPerQuery",
         "maximum resolution",
         "maxPointsPerTimeseries",
+        // VictoriaMetrics: "not enough memory for processing ... data points".
+        "not enough memory for processing",
     ]
     .iter()
     .any(|m| text.contains(m))
@@ -341,25 +343,46 @@ async fn cpu(prom: &PromClient, w: &Window, owners: &Arc<Owners>, usage: &mut Us
     }
     if series > 0 && !prom.remote_read() {
         // Remote read computed the short-window peaks from the raw samples; PromQL needs
-        // one subquery for them (one pass at 1-minute steps, whatever the cluster size).
-        let promql = format!(
-            "max by ({}) (max_over_time(rate({}[{}s])[{}s:{}s]))",
-            prom.scope().by("namespace, pod, container"),
-            containers(prom, "container_cpu_usage_seconds_total"),
-            short_rate::SHORT_RATE_SECONDS,
-            w.length,
-            short_rate::SHORT_RATE_STEP
-        );
+        // one subquery for them (one pass at 1-minute steps, whatever the cluster size). A
+        // server that refuses it for its size (Prometheus' `--query.max-samples`,
+        // VictoriaMetrics' memory limit for a query) gets it again in halves of the window:
+        // the subquery's 1-minute grid is absolute, so the halves' points are the window's.
         let apply: fn(&mut ContainerUsage, i64, f64) = |u, _, v| u.observe_short_cpu(v);
-        let peaks = prom
-            .query_into(&promql, w.end, || PerContainer::new(owners.clone(), apply))
-            .await?;
-        for (key, u) in peaks.out {
-            if let Some(c) = usage.containers.get_mut(&key) {
-                c.merge(&ContainerUsage {
-                    cpu_short_peak: u.cpu_short_peak,
-                    ..Default::default()
-                });
+        let mut todo = vec![(w.end, w.length)];
+        while let Some((end, length)) = todo.pop() {
+            let promql = format!(
+                "max by ({}) (max_over_time(rate({}[{}s])[{}s:{}s]))",
+                prom.scope().by("namespace, pod, container"),
+                containers(prom, "container_cpu_usage_seconds_total"),
+                short_rate::SHORT_RATE_SECONDS,
+                length,
+                short_rate::SHORT_RATE_STEP
+            );
+            match prom
+                .query_into(&promql, end, || PerContainer::new(owners.clone(), apply))
+                .await
+            {
+                Ok(peaks) => {
+                    for (key, u) in peaks.out {
+                        if let Some(c) = usage.containers.get_mut(&key) {
+                            c.merge(&ContainerUsage {
+                                cpu_short_peak: u.cpu_short_peak,
+                                ..Default::default()
+                            });
+                        }
+                    }
+                }
+                Err(err) if is_too_many_samples(&err) && length >= 2 * short_rate::SHORT_RATE_STEP => {
+                    let half = length / 2;
+                    tracing::info!(
+                        end,
+                        length,
+                        "prometheus refused the short-peak subquery as too large; splitting it"
+                    );
+                    todo.push((end - half, length - half));
+                    todo.push((end, half));
+                }
+                Err(err) => return Err(err),
             }
         }
     }
@@ -656,6 +679,12 @@ mod tests {
             query: String::new(),
         };
         assert!(is_too_many_samples(&e));
+        let vm = Error::PrometheusQuery {
+            error_type: "422".into(),
+            error: "not enough memory for processing 259200000 data points across 60000 time series with 4320 points in each time series; total available memory for concurrent requests: 1073741824 bytes; requested memory: 5184000000 bytes".into(),
+            query: String::new(),
+        };
+        assert!(is_too_many_samples(&vm));
         assert!(!is_too_many_samples(&Error::Config("x".into())));
     }
 }

@@ -481,3 +481,54 @@ async fn remote_read_gives_the_promql_cpu_history() {
     assert!(paths.iter().any(|p| p == "/api/v1/query_range"));
     same(&a, &c);
 }
+
+/// A server that refuses queries for their size (Prometheus' `--query.max-samples`, as
+/// VictoriaMetrics refuses them for its memory at scale) gets the CPU range chunks and the
+/// short-peak subquery again in halves, and the history is the same as an unbounded server's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn size_refusals_are_split_and_give_the_same_history() {
+    let (_, tsdb) = demo_history();
+    let free = Prometheus::start(Some(tsdb), &[]);
+    let bounded = Prometheus::start_with(Some(tsdb), &[], &[MAX_SAMPLES_FLAG]);
+    let a = collect(&client(&free.url, |c| c.remote_read = false), DEMO_END, DEMO_DAYS).await;
+    let small = client(&bounded.url, |c| c.remote_read = false);
+    let b = collect(&small, DEMO_END, DEMO_DAYS).await;
+    assert_eq!(a.containers.len(), b.containers.len());
+    let mut peaks = 0;
+    for (key, x) in &a.containers {
+        let y = &b.containers[key];
+        assert_eq!(x.cpu.count(), y.cpu.count(), "{key}");
+        assert_eq!(x.cpu.quantile(0.95), y.cpu.quantile(0.95), "{key}");
+        assert_eq!(x.cpu_short_peak, y.cpu_short_peak, "{key}");
+        assert_eq!(x.memory_daily_peaks, y.memory_daily_peaks, "{key}");
+        peaks += usize::from(x.cpu_short_peak.is_some());
+    }
+    assert!(peaks > 0, "no short peaks compared");
+    // The bounded server really refused the whole-window subquery, and the run split it.
+    let whole = format!(
+        "max by (namespace, pod, container) (max_over_time(rate(container_cpu_usage_seconds_total{{container!=\"\"}}[120s])[{}s:60s]))",
+        DEMO_DAYS * DAY
+    );
+    let answer = reqwest::Client::new()
+        .get(format!("{}/api/v1/query", bounded.url))
+        .query(&[("query", whole.as_str()), ("time", &DEMO_END.to_string())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 422);
+    let body = answer.text().await.unwrap();
+    assert!(body.contains("too many samples"), "{body}");
+    let queries = |c: &PromClient| c.stats().queries.load(Ordering::Relaxed);
+    let free_client = client(&free.url, |c| c.remote_read = false);
+    collect(&free_client, DEMO_END, DEMO_DAYS).await;
+    assert!(
+        queries(&small) > queries(&free_client),
+        "{} vs {}",
+        queries(&small),
+        queries(&free_client)
+    );
+}
+
+/// Low enough that Prometheus refuses the demo's whole-window short-peak subquery and its
+/// CPU chunks, high enough for their halves.
+const MAX_SAMPLES_FLAG: &str = "--query.max-samples=20000";

@@ -81,6 +81,11 @@ impl Prometheus {
     /// Starts Prometheus on a copy of `tsdb` (or empty), scraping `scrape_targets`
     /// (`host:port`, e.g. a Pushgateway, with `honor_labels` as its docs require) every second.
     pub fn start(tsdb: Option<&Path>, scrape_targets: &[String]) -> Prometheus {
+        Prometheus::start_with(tsdb, scrape_targets, &[])
+    }
+
+    /// [`Prometheus::start`] with further command-line flags (e.g. `--query.max-samples=N`).
+    pub fn start_with(tsdb: Option<&Path>, scrape_targets: &[String], flags: &[&str]) -> Prometheus {
         let bin = require("prometheus");
         let dir = tempfile::tempdir().expect("temp dir");
         let data = dir.path().join("data");
@@ -112,6 +117,7 @@ impl Prometheus {
             // Retention counts back from the newest block: keep every backfilled block.
             .arg("--storage.tsdb.retention.time=100y")
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .args(flags)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
