@@ -53,7 +53,6 @@ mod limits;
 mod owners;
 mod short_rate;
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use futures::stream::{self, StreamExt};
@@ -330,7 +329,7 @@ async fn cpu(prom: &PromClient, w: &Window, owners: &Arc<Owners>, usage: &mut Us
     let mut answers = stream::iter(spans)
         .map(|span| cpu_span(prom, &promql, owners, span, w.step))
         .buffer_unordered(CHUNK_CONCURRENCY);
-    let mut seen = HashSet::new();
+    let mut seen = cpu::SeenPods::new();
     let (mut series, mut dropped, mut bad, mut duplicates) = (0, 0, 0, 0);
     while let Some(chunks) = answers.next().await {
         for chunk in chunks? {
@@ -362,16 +361,7 @@ async fn cpu(prom: &PromClient, w: &Window, owners: &Arc<Owners>, usage: &mut Us
                 .query_into(&promql, end, || PerContainer::new(owners.clone(), apply))
                 .await
             {
-                Ok(peaks) => {
-                    for (key, u) in peaks.out {
-                        if let Some(c) = usage.containers.get_mut(&key) {
-                            c.merge(&ContainerUsage {
-                                cpu_short_peak: u.cpu_short_peak,
-                                ..Default::default()
-                            });
-                        }
-                    }
-                }
+                Ok(peaks) => peaks.apply_to_known(usage),
                 Err(err) if is_too_many_samples(&err) && length >= 2 * short_rate::SHORT_RATE_STEP => {
                     let half = length / 2;
                     tracing::info!(
@@ -582,10 +572,7 @@ async fn daily_peaks(prom: &PromClient, w: &Window, owners: &Arc<Owners>) -> Res
     };
     let (mut out, full, last) = futures::try_join!(first, full, last)?;
     for part in [full, last].into_iter().flatten() {
-        out.series += part.series;
-        for (k, u) in part.out {
-            out.out.entry(k).or_default().merge(&u);
-        }
+        out.extend(part);
     }
     Ok(out)
 }

@@ -3,6 +3,7 @@
 //! `recommend` stage reads. Nothing here touches the network or async code.
 
 mod counts;
+mod days;
 mod decaying;
 mod quantity;
 mod run;
@@ -10,6 +11,7 @@ mod sketch;
 mod usage;
 mod workload;
 
+pub use days::Days;
 pub use decaying::DecayingSketch;
 pub use quantity::{QuantityError, format_cpu, format_memory, parse_cpu, parse_memory};
 pub use run::{CurrentUsage, CurrentUsageMap, Skipped, Window};

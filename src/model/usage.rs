@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{ContainerKey, Sketch, WorkloadKey};
+use super::{ContainerKey, Days, Sketch, WorkloadKey};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -42,8 +42,8 @@ pub struct ContainerUsage {
     /// replicas: the daily levels that level-shift and trend detection read, and the days a
     /// recency-weighted distribution is built from (`recommend::recency`). Filled from the
     /// same CPU pass as `cpu`; days run `(midnight, next midnight]`.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub cpu_days: BTreeMap<i64, Sketch>,
+    #[serde(default, skip_serializing_if = "Days::is_empty")]
+    pub cpu_days: Days<Sketch>,
     /// Highest short-window (2-minute) CPU rate over the window, across replicas: the bursts
     /// (GC, start-up) that 5-minute rates average away and a CPU limit must leave room for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -93,14 +93,7 @@ impl ContainerUsage {
         if !self.cpu.add(cores) {
             return false;
         }
-        match self.cpu_days.last_entry() {
-            Some(mut last) if *last.key() == day => {
-                last.get_mut().add(cores);
-            }
-            _ => {
-                self.cpu_days.entry(day).or_default().add(cores);
-            }
-        }
+        self.cpu_days.entry_or_default(day).add(cores);
         true
     }
 
@@ -128,7 +121,7 @@ impl ContainerUsage {
         self.cfs_throttled_periods += other.cfs_throttled_periods;
         self.cpu.merge(&other.cpu);
         for (&day, s) in &other.cpu_days {
-            self.cpu_days.entry(day).or_default().merge(s);
+            self.cpu_days.entry_or_default(day).merge(s);
         }
         if let Some(p) = other.cpu_short_peak {
             self.observe_short_cpu(p);

@@ -22,8 +22,6 @@
 //! one that causes an incident). Without enough days (5 for a shift or a trend) the window's
 //! distribution is used, recency-weighted when the policy sets a half-life.
 
-use std::collections::BTreeMap;
-
 use statrs::distribution::{ContinuousCDF, StudentsT};
 use statrs::stats_tests::Alternative;
 use statrs::stats_tests::mannwhitneyu::{MannWhitneyUMethod, mannwhitneyu};
@@ -306,7 +304,7 @@ fn short_trend(days: &[(i64, f64)], logs: &[f64], floor: f64) -> Option<Trend> {
 
 /// The daily levels of per-day CPU sketches: the `q` quantile of each day with at least
 /// `MIN_DAY_POINTS` points.
-pub fn daily_quantiles(days: &BTreeMap<i64, Sketch>, q: f64) -> Vec<(i64, f64)> {
+pub fn daily_quantiles(days: &crate::model::Days<Sketch>, q: f64) -> Vec<(i64, f64)> {
     days.iter()
         .filter(|(_, s)| s.count() >= MIN_DAY_POINTS)
         .filter_map(|(&d, s)| Some((d, s.quantile(q)?)))

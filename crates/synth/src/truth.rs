@@ -256,8 +256,7 @@ fn accumulate(spec: &ClusterSpec, w: &WorkloadSpec, wp: &WorkloadPlan, eval_step
                 // The per-day sketches the collector fills (days run (midnight, midnight]).
                 a.usage
                     .cpu_days
-                    .entry((t - 1).div_euclid(86_400) * 86_400)
-                    .or_default()
+                    .entry_or_default((t - 1).div_euclid(86_400) * 86_400)
                     .add(r);
             }
             a.usage.saw(t);

@@ -23,6 +23,10 @@ use crate::model::{ContainerKey, ContainerUsage, UsageSet, WorkloadKey};
 /// A series' identity: (namespace, pod, container).
 pub(super) type SeriesId = (String, String, String);
 
+/// The pods whose CPU series were pooled so far, per workload x container: one string per
+/// series (three per series when keyed by `SeriesId`, issue 16).
+pub(super) type SeenPods = HashMap<ContainerKey, HashSet<Box<str>>>;
+
 /// `(namespace, pod, container)` of a series, or `None` when a label is missing.
 pub(super) fn series_id(labels: &Labels) -> Option<SeriesId> {
     let get = |k: &str| labels.get(k).filter(|v| !v.is_empty()).cloned();
@@ -53,9 +57,11 @@ pub(super) struct CpuChunk {
     containers: Vec<ContainerUsage>,
     workload_index: HashMap<WorkloadKey, usize>,
     workloads: Vec<Steps>,
-    /// Per `(namespace, pod, container)`: its slot in `slots`, which holds its container slot
-    /// and one bit per step that has a point.
-    series: HashMap<SeriesId, usize>,
+    /// Per `(namespace, pod, container)`, keyed as (container slot, pod): the container's key
+    /// holds the namespace and the container name, so a series owns one string, not three
+    /// (issue 16). Its slot in `slots`, which holds its container slot and one bit per step
+    /// that has a point.
+    series: HashMap<(usize, Box<str>), usize>,
     slots: Vec<(usize, Vec<u64>)>,
     /// (container slot, workload slot, presence row, series slot) of the series being read.
     current: Option<(usize, usize, usize, usize)>,
@@ -94,17 +100,26 @@ impl CpuChunk {
         self.series.len()
     }
 
-    /// Pools this chunk into `usage`; `seen` holds the series of earlier chunks, so a pod
-    /// counts once per container however many chunks it spans.
-    pub(super) fn merge_into(self, usage: &mut UsageSet, seen: &mut HashSet<SeriesId>) {
+    /// Pools this chunk into `usage`; `seen` holds the pods of each container in earlier
+    /// chunks, so a pod counts once per container however many chunks it spans.
+    pub(super) fn merge_into(self, usage: &mut UsageSet, seen: &mut SeenPods) {
         let mut containers = self.containers;
-        for (id, s) in self.series {
-            if seen.insert(id) {
-                containers[self.slots[s].0].pods += 1;
-            }
+        let mut pods: Vec<Vec<Box<str>>> = vec![Vec::new(); containers.len()];
+        for ((c, pod), _) in self.series {
+            pods[c].push(pod);
         }
         // Each key once per chunk, and merging is commutative: the map's order changes nothing.
         for (key, c) in self.index {
+            let pods = std::mem::take(&mut pods[c]);
+            let known = match seen.get_mut(&key) {
+                Some(known) => known,
+                None => seen.entry(key.clone()).or_default(),
+            };
+            for pod in pods {
+                if known.insert(pod) {
+                    containers[c].pods += 1;
+                }
+            }
             usage.containers.entry(key).or_default().merge(&containers[c]);
         }
         let mut workloads = self.workloads;
@@ -168,7 +183,7 @@ impl SeriesSink for CpuChunk {
             }
         };
         let words = points.div_ceil(64);
-        let s = *self.series.entry(id).or_insert_with(|| {
+        let s = *self.series.entry((c, id.1.into_boxed_str())).or_insert_with(|| {
             self.slots.push((c, vec![0; words]));
             self.slots.len() - 1
         });
@@ -370,10 +385,21 @@ impl RawSink for DailyPeaks {
 
 /// A reduction of per-container points into `ContainerUsage` fields (daily peaks, restarts,
 /// OOM kills, CFS counters), for answers with few points per series.
+///
+/// Memory: an answer's points are kept as they came, `(t, v)` per container in answer order,
+/// and `apply` runs on them when they are merged into the one `UsageSet`. A whole
+/// `ContainerUsage` per container per query (a sketch, two maps and a B-tree node for a daily
+/// peak: ~500 bytes where one point takes 16) held in each of the six queries' answers until
+/// the CPU chunks were done was the largest part of the heap after them (issue 16). Applying
+/// the same points in the same order to the merged usage gives the same fields: the reductions
+/// are maxima and minima, and each sum (CFS periods) is filled by one query only.
 pub(super) struct PerContainer {
     owners: Arc<Owners>,
     pub(super) apply: fn(&mut ContainerUsage, i64, f64),
     current: Option<ContainerKey>,
+    /// The answer's points per container, in answer order, not yet applied.
+    pub(super) points: HashMap<ContainerKey, Vec<(i64, f64)>>,
+    /// Usage built in Rust (restarts, OOM kills and their limits: restarted containers only).
     pub(super) out: HashMap<ContainerKey, ContainerUsage>,
     pub(super) series: u64,
     pub(super) bad_series: u64,
@@ -385,13 +411,44 @@ impl PerContainer {
             owners,
             apply,
             current: None,
+            points: HashMap::new(),
             out: HashMap::new(),
             series: 0,
             bad_series: 0,
         }
     }
 
+    /// Adds another answer of the same query (its points after this one's).
+    pub(super) fn extend(&mut self, other: PerContainer) {
+        self.series += other.series;
+        self.bad_series += other.bad_series;
+        for (key, points) in other.points {
+            self.points.entry(key).or_default().extend(points);
+        }
+        for (key, u) in other.out {
+            self.out.entry(key).or_default().merge(&u);
+        }
+    }
+
+    /// Applies the points to the containers `usage` has, leaving out the others (a value
+    /// that only adds to what the CPU pass found).
+    pub(super) fn apply_to_known(self, usage: &mut UsageSet) {
+        for (key, points) in self.points {
+            if let Some(u) = usage.containers.get_mut(&key) {
+                for (t, v) in points {
+                    (self.apply)(u, t, v);
+                }
+            }
+        }
+    }
+
     pub(super) fn merge_into(self, usage: &mut UsageSet) {
+        for (key, points) in self.points {
+            let u = usage.containers.entry(key).or_default();
+            for (t, v) in points {
+                (self.apply)(u, t, v);
+            }
+        }
         for (key, u) in self.out {
             usage.containers.entry(key).or_default().merge(&u);
         }
@@ -411,11 +468,11 @@ impl SeriesSink for PerContainer {
 
     fn sample(&mut self, t: f64, v: f64) {
         if let Some(key) = &self.current {
-            let u = match self.out.get_mut(key) {
-                Some(u) => u,
-                None => self.out.entry(key.clone()).or_default(),
+            let points = match self.points.get_mut(key) {
+                Some(p) => p,
+                None => self.points.entry(key.clone()).or_insert_with(|| Vec::with_capacity(1)),
             };
-            (self.apply)(u, t.round() as i64, v);
+            points.push((t.round() as i64, v));
         }
     }
 }
@@ -453,7 +510,7 @@ mod tests {
         chunk.sample(600.0, 1.0);
         assert_eq!((chunk.dropped, chunk.bad_series), (1, 1));
         let mut usage = UsageSet::default();
-        let mut seen = HashSet::new();
+        let mut seen = SeenPods::new();
         chunk.merge_into(&mut usage, &mut seen);
         let web = WorkloadKey::new("shop", WorkloadKind::Deployment, "web");
         let app = &usage.containers[&ContainerKey::new(web.clone(), "app")];
@@ -468,7 +525,7 @@ mod tests {
         assert_eq!(w.replicas.max(), Some(2.0));
         let low = w.replicas.quantile(0.3).unwrap();
         assert!((low - 1.0).abs() <= 0.01, "{low}");
-        assert_eq!(seen.len(), 3);
+        assert_eq!(seen.values().map(HashSet::len).sum::<usize>(), 3);
     }
 
     #[test]
@@ -489,7 +546,7 @@ mod tests {
         }
         assert_eq!((chunk.duplicates, chunk.series_count()), (1, 1));
         let mut usage = UsageSet::default();
-        chunk.merge_into(&mut usage, &mut HashSet::new());
+        chunk.merge_into(&mut usage, &mut SeenPods::new());
         let web = WorkloadKey::new("shop", WorkloadKind::StatefulSet, "web");
         let app = &usage.containers[&ContainerKey::new(web.clone(), "app")];
         assert_eq!((app.pods, app.cpu.count(), app.cpu.max()), (1, 4, Some(2.0)));
