@@ -395,25 +395,7 @@ fn every_kustomization_builds_with_kubectl_kustomize() {
         "{schedule:?}"
     );
 
-    // An overlay with both components, inside the repository (kustomize refuses absolute
-    // roots): relative paths from target/tmp/<dir> back to deploy/.
-    let tmp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let up = tmp
-        .path()
-        .strip_prefix(root())
-        .expect("CARGO_TARGET_TMPDIR is inside the repository")
-        .components()
-        .map(|_| "..")
-        .collect::<Vec<_>>()
-        .join("/");
-    std::fs::write(
-        tmp.path().join("kustomization.yaml"),
-        format!(
-            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - {up}/deploy\ncomponents:\n  - {up}/deploy/annotate\n  - {up}/deploy/apply\n"
-        ),
-    )
-    .unwrap();
-    let docs = kustomize(tmp.path());
+    let docs = overlay_with(&["annotate", "apply"]);
     let roles: BTreeSet<&str> = docs
         .iter()
         .filter(|d| d["kind"] == "ClusterRole")
@@ -435,9 +417,10 @@ fn every_kustomization_builds_with_kubectl_kustomize() {
     );
 }
 
-/// `deploy/` with the `pull-request` component, built by kustomize in an overlay as the README
-/// says; the CronJob's rightsizer container.
-pub(crate) fn pull_request_container() -> Value {
+/// `deploy/` plus the named components, built by kustomize in an overlay as the README says.
+/// The overlay sits inside the repository (kustomize refuses absolute roots): relative
+/// paths from target/tmp/<dir> back to deploy/.
+fn overlay_with(components: &[&str]) -> Vec<Value> {
     let tmp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let up = tmp
         .path()
@@ -447,14 +430,21 @@ pub(crate) fn pull_request_container() -> Value {
         .map(|_| "..")
         .collect::<Vec<_>>()
         .join("/");
+    let listed: String = components.iter().map(|c| format!("  - {up}/deploy/{c}\n")).collect();
     std::fs::write(
         tmp.path().join("kustomization.yaml"),
         format!(
-            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - {up}/deploy\ncomponents:\n  - {up}/deploy/pull-request\n"
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - {up}/deploy\ncomponents:\n{listed}"
         ),
     )
     .unwrap();
-    let docs = kustomize(tmp.path());
+    kustomize(tmp.path())
+}
+
+/// `deploy/` with the `pull-request` component, built by kustomize in an overlay as the README
+/// says; the CronJob's rightsizer container.
+pub(crate) fn pull_request_container() -> Value {
+    let docs = overlay_with(&["pull-request"]);
     let cronjob = docs.iter().find(|d| d["kind"] == "CronJob").unwrap();
     let pod = &cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"];
     let mut container = pod["containers"][0].clone();
