@@ -230,21 +230,42 @@ async fn cpu_span(
             Err(e) => prom.remote_read_unsupported(&e),
         }
     }
+    let split = |(s, e): (i64, i64)| {
+        let mid = s + ((e - s) / step / 2) * step;
+        (e > s).then_some(((s, mid), (mid + step, e)))
+    };
+    halving("CPU chunk", span, split, async |(s, e)| {
+        let make = || CpuChunk::new(owners.clone(), s, e, step);
+        prom.query_range_into(promql, s, e, step, make).await
+    })
+    .await
+}
+
+/// Runs `attempt` on `span` and, while the server refuses a part for its size (see
+/// [`is_too_many_samples`]), on the two parts `split` cuts it into, first part first; `None`
+/// from `split` lets the refusal stand. The answers of the parts, in the order run.
+async fn halving<T>(
+    what: &str,
+    span: (i64, i64),
+    split: impl Fn((i64, i64)) -> Option<((i64, i64), (i64, i64))>,
+    mut attempt: impl AsyncFnMut((i64, i64)) -> Result<T, Error>,
+) -> Result<Vec<T>, Error> {
     let mut todo = vec![span];
     let mut done = Vec::new();
-    while let Some((s, e)) = todo.pop() {
-        let make = || CpuChunk::new(owners.clone(), s, e, step);
-        match prom.query_range_into(promql, s, e, step, make).await {
-            Ok(chunk) => done.push(chunk),
-            Err(err) if is_too_many_samples(&err) && e > s => {
-                let mid = s + ((e - s) / step / 2) * step;
+    while let Some(part) = todo.pop() {
+        match attempt(part).await {
+            Ok(answer) => done.push(answer),
+            Err(err) if is_too_many_samples(&err) => {
+                let Some((first, second)) = split(part) else {
+                    return Err(err);
+                };
                 tracing::info!(
-                    start = s,
-                    end = e,
-                    "prometheus refused a chunk as too large; splitting it"
+                    start = part.0,
+                    end = part.1,
+                    "prometheus refused a {what} as too large; splitting it"
                 );
-                todo.push((mid + step, e));
-                todo.push((s, mid));
+                todo.push(second);
+                todo.push(first);
             }
             Err(err) => return Err(err),
         }
@@ -347,34 +368,31 @@ async fn cpu(prom: &PromClient, w: &Window, owners: &Arc<Owners>, usage: &mut Us
         // VictoriaMetrics' memory limit for a query) gets it again in halves of the window:
         // the subquery's 1-minute grid is absolute, so the halves' points are the window's.
         let apply: fn(&mut ContainerUsage, i64, f64) = |u, _, v| u.observe_short_cpu(v);
-        let mut todo = vec![(w.end, w.length)];
-        while let Some((end, length)) = todo.pop() {
-            let promql = format!(
-                "max by ({}) (max_over_time(rate({}[{}s])[{}s:{}s]))",
-                prom.scope().by("namespace, pod, container"),
-                containers(prom, "container_cpu_usage_seconds_total"),
-                short_rate::SHORT_RATE_SECONDS,
-                length,
-                short_rate::SHORT_RATE_STEP
-            );
-            match prom
-                .query_into(&promql, end, || PerContainer::new(owners.clone(), apply))
-                .await
-            {
-                Ok(peaks) => peaks.apply_to_known(usage),
-                Err(err) if is_too_many_samples(&err) && length >= 2 * short_rate::SHORT_RATE_STEP => {
-                    let half = length / 2;
-                    tracing::info!(
-                        end,
-                        length,
-                        "prometheus refused the short-peak subquery as too large; splitting it"
-                    );
-                    todo.push((end - half, length - half));
-                    todo.push((end, half));
-                }
-                Err(err) => return Err(err),
-            }
-        }
+        // Parts as (end, length).
+        let split = |(end, length): (i64, i64)| {
+            let half = length / 2;
+            (length >= 2 * short_rate::SHORT_RATE_STEP).then_some(((end - half, length - half), (end, half)))
+        };
+        halving(
+            "short-peak subquery",
+            (w.end, w.length),
+            split,
+            async |(end, length)| {
+                let promql = format!(
+                    "max by ({}) (max_over_time(rate({}[{}s])[{}s:{}s]))",
+                    prom.scope().by("namespace, pod, container"),
+                    containers(prom, "container_cpu_usage_seconds_total"),
+                    short_rate::SHORT_RATE_SECONDS,
+                    length,
+                    short_rate::SHORT_RATE_STEP
+                );
+                prom.query_into(&promql, end, || PerContainer::new(owners.clone(), apply))
+                    .await?
+                    .apply_to_known(usage);
+                Ok(())
+            },
+        )
+        .await?;
     }
     if series == 0 {
         return Err(missing(
