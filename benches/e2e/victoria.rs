@@ -63,9 +63,6 @@ impl Victoria {
             .arg("-search.maxSamplesPerSeries=1000000000")
             .arg("-search.maxQueryDuration=1h")
             .arg("-search.maxSeries=100000000")
-            // rightsizer's restart selections name the restarted pods in a regex (up to
-            // 2,000 pods, tens of KB): over VictoriaMetrics' default 16 KB query length.
-            .arg("-search.maxQueryLen=4MB")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
