@@ -28,7 +28,7 @@
 //!   query per partial day at either edge); the window's peak is the largest daily peak, so
 //!   it costs no extra query. Days run `(midnight, next midnight]`; the first day starts at
 //!   the window start, inclusive;
-//! - restarts and OOM kills: `changes()` of the restart counter over the window finds the
+//! - restarts and OOM kills: `stddev_over_time()` of the restart counter over the window finds the
 //!   containers that restarted; two range queries over those pods only count the counter's
 //!   per-step increases and the ones with an `OOMKilled` last-terminated reason, exactly
 //!   (`restart_events`; skipped when nothing restarted); the OOM query also selects those
@@ -230,15 +230,23 @@ async fn cpu_span(
             Err(e) => prom.remote_read_unsupported(&e),
         }
     }
-    let split = |(s, e): (i64, i64)| {
-        let mid = s + ((e - s) / step / 2) * step;
-        (e > s).then_some(((s, mid), (mid + step, e)))
-    };
-    halving("CPU chunk", span, split, async |(s, e)| {
+    halving("CPU chunk", span, step_halves(step), async |(s, e)| {
         let make = || CpuChunk::new(owners.clone(), s, e, step);
         prom.query_range_into(promql, s, e, step, make).await
     })
     .await
+}
+
+/// `(first step, last step)`, unix seconds.
+type Span = (i64, i64);
+
+/// Cuts a step-aligned span `(first step, last step)` into two halves on the step grid; a
+/// span of one step stays whole.
+fn step_halves(step: i64) -> impl Fn(Span) -> Option<(Span, Span)> {
+    move |(s, e)| {
+        let mid = s + ((e - s) / step / 2) * step;
+        (e > s).then_some(((s, mid), (mid + step, e)))
+    }
 }
 
 /// Runs `attempt` on `span` and, while the server refuses a part for its size (see
@@ -462,21 +470,27 @@ async fn container_events(
     Ok((peaks, restarts))
 }
 
-/// The per-step restart queries are narrowed by pod name only while the matcher stays this
-/// short; past it they read every container's series. VictoriaMetrics refuses a query over
-/// 16 KiB by default (`-search.maxQueryLen`): 2,000 pod names made one of about 60 KiB.
-const MAX_POD_MATCHER_BYTES: usize = 8 * 1024;
-
-/// Restarts and OOM kills, per container. First an instant `changes(R[window]) > 0` over the
-/// restart counter `R` (one pass over its samples, an answer as small as the set of
-/// containers that restarted); then, for the pods it named only, the counter's values and
+/// Restarts and OOM kills, per container. First an instant `stddev_over_time(R[window]) > 0`
+/// over the restart counter `R` (one pass over its samples, an answer as small as the set of
+/// containers that restarted: the counter is an integer, so its deviation is exactly 0 unless
+/// it changed; `changes()` would do on Prometheus, but VictoriaMetrics' counts the first
+/// sample of a series that starts inside the window, which named every pod created in it:
+/// 135,000 series at 1,000 workloads x 14 days); then, for the pods it named only, the counter's values and
 /// the `OOMKilled` last-terminated reason at each step, reduced in Rust (`events`) to exact
-/// integer counts. No restart in the window: 1 query; otherwise 3 (per 11,000 steps).
+/// integer counts. No restart in the window: 1 query; otherwise 1 + 2 per group of restarted
+/// pods (`max_pod_matcher_bytes` of pod names, 8 KiB: about 250 pods) per 11,000 steps, a
+/// part the server refuses for its size asked again in halves. Reading every container's
+/// series instead of naming pods (what a long list did before) was, at 1,000 workloads x 14
+/// days, 135,000 series x 4,033 steps, which VictoriaMetrics refused for memory.
 async fn restart_events(prom: &PromClient, w: &Window, owners: &Arc<Owners>) -> Result<Vec<PerContainer>, Error> {
     let counter = "kube_pod_container_status_restarts_total";
     let pods = prom
         .query_into(
-            &format!("changes({}[{}]) > 0", prom.scope().select(counter, ""), w.range()),
+            &format!(
+                "stddev_over_time({}[{}]) > 0",
+                prom.scope().select(counter, ""),
+                w.range()
+            ),
             w.end,
             PodNames::default,
         )
@@ -485,39 +499,51 @@ async fn restart_events(prom: &PromClient, w: &Window, owners: &Arc<Owners>) -> 
     if pods.is_empty() {
         return Ok(Vec::new());
     }
-    let pods = events::bounded_pod_matcher(pods.iter().map(String::as_str), MAX_POD_MATCHER_BYTES);
     let step = w.step;
     let mut increases = std::collections::HashMap::new();
+    let mut ooms = std::collections::HashSet::new();
+    let mut limits = std::collections::HashMap::new();
     let mut duplicates = 0;
-    for (s, e) in w.spans(MAX_POINTS) {
-        // One step early, so the first step has the value before it.
-        let promql = prom.scope().select(counter, &format!("container!=\"\"{pods}"));
-        let part = prom
-            .query_range_into(&promql, s - step, e, step, || events::Increases::new(s, step))
-            .await?;
-        duplicates += part.duplicates;
-        increases.extend(part.events);
+    for pods in events::pod_matchers(pods.iter().map(String::as_str), prom.max_pod_matcher_bytes()) {
+        // The groups name disjoint pods: each one's increases are all its OOM pass needs.
+        let mut group = std::collections::HashMap::new();
+        for span in w.spans(MAX_POINTS) {
+            // One step early, so the first step has the value before it.
+            let promql = prom.scope().select(counter, &format!("container!=\"\"{pods}"));
+            for part in halving("restart counter selection", span, step_halves(step), async |(s, e)| {
+                prom.query_range_into(&promql, s - step, e, step, || events::Increases::new(s, step))
+                    .await
+            })
+            .await?
+            {
+                duplicates += part.duplicates;
+                group.extend(part.events);
+            }
+        }
+        let group = Arc::new(group);
+        for span in w.spans(MAX_POINTS) {
+            // The OOMKilled reasons and, in the same selection, the memory limits in force at
+            // each restart (the OOM bump's anchor: `limits`); other reasons and resources are
+            // left out in Rust.
+            let promql = prom
+                .scope()
+                .select("", &format!("{},container!=\"\"{pods}", limits::OOM_AND_LIMITS));
+            for part in halving("OOM reason selection", span, step_halves(step), async |(s, e)| {
+                prom.query_range_into(&promql, s, e, step, || limits::OomsAndLimits::new(group.clone()))
+                    .await
+            })
+            .await?
+            {
+                ooms.extend(part.ooms.matched);
+                limits.extend(part.limits);
+            }
+        }
+        increases.extend(Arc::unwrap_or_clone(group));
     }
     if duplicates > 0 {
         prom.warn(format!(
             "{duplicates} restart counter points were duplicated (the same container in two series or twice at one time): each restart counted once"
         ));
-    }
-    let increases = Arc::new(increases);
-    let mut ooms = std::collections::HashSet::new();
-    let mut limits = std::collections::HashMap::new();
-    for (s, e) in w.spans(MAX_POINTS) {
-        // The OOMKilled reasons and, in the same selection, the memory limits in force at
-        // each restart (the OOM bump's anchor: `limits`); other reasons and resources are
-        // left out in Rust.
-        let promql = prom
-            .scope()
-            .select("", &format!("{},container!=\"\"{pods}", limits::OOM_AND_LIMITS));
-        let part = prom
-            .query_range_into(&promql, s, e, step, || limits::OomsAndLimits::new(increases.clone()))
-            .await?;
-        ooms.extend(part.ooms.matched);
-        limits.extend(part.limits);
     }
     Ok(vec![
         events::restarts_and_ooms(owners, &increases, &ooms),

@@ -204,6 +204,7 @@ impl PromClient {
                 max_answer_bytes: cfg.max_answer_bytes,
                 max_string_bytes: cfg.max_string_bytes,
                 max_warnings: cfg.max_warnings,
+                max_pod_matcher_bytes: cfg.max_pod_matcher_bytes,
             }),
         })
     }
@@ -223,6 +224,11 @@ impl PromClient {
     /// The selector every query of the run carries (`--prometheus-selector`).
     pub fn scope(&self) -> &Scope {
         &self.scope
+    }
+
+    /// Bytes of the pod-name matcher of one restart selection (`PromConfig`).
+    pub fn max_pod_matcher_bytes(&self) -> usize {
+        self.limits.max_pod_matcher_bytes
     }
 
     pub fn stats(&self) -> &PromStats {

@@ -491,19 +491,30 @@ async fn size_refusals_are_split_and_give_the_same_history() {
     let free = Prometheus::start(Some(tsdb), &[]);
     let bounded = Prometheus::start_with(Some(tsdb), &[], &[MAX_SAMPLES_FLAG]);
     let a = collect(&client(&free.url, |c| c.remote_read = false), DEMO_END, DEMO_DAYS).await;
-    let small = client(&bounded.url, |c| c.remote_read = false);
+    // One pod name per restart selection (the demo restarts two pods).
+    let small = client(&bounded.url, |c| {
+        c.remote_read = false;
+        c.max_pod_matcher_bytes = 40;
+    });
     let b = collect(&small, DEMO_END, DEMO_DAYS).await;
     assert_eq!(a.containers.len(), b.containers.len());
-    let mut peaks = 0;
+    let (mut peaks, mut restarts) = (0, 0);
     for (key, x) in &a.containers {
         let y = &b.containers[key];
         assert_eq!(x.cpu.count(), y.cpu.count(), "{key}");
         assert_eq!(x.cpu.quantile(0.95), y.cpu.quantile(0.95), "{key}");
         assert_eq!(x.cpu_short_peak, y.cpu_short_peak, "{key}");
         assert_eq!(x.memory_daily_peaks, y.memory_daily_peaks, "{key}");
+        assert_eq!(
+            (x.restarts, x.oom_kills, x.last_oom, x.oom_limit),
+            (y.restarts, y.oom_kills, y.last_oom, y.oom_limit),
+            "{key}"
+        );
         peaks += usize::from(x.cpu_short_peak.is_some());
+        restarts += x.restarts;
     }
     assert!(peaks > 0, "no short peaks compared");
+    assert!(restarts > 0, "no restarts compared");
     // The bounded server really refused the whole-window subquery, and the run split it.
     let whole = format!(
         "max by (namespace, pod, container) (max_over_time(rate(container_cpu_usage_seconds_total{{container!=\"\"}}[120s])[{}s:60s]))",
@@ -518,6 +529,20 @@ async fn size_refusals_are_split_and_give_the_same_history() {
     assert_eq!(answer.status().as_u16(), 422);
     let body = answer.text().await.unwrap();
     assert!(body.contains("too many samples"), "{body}");
+    // ... and the restart counters of every container, which a run reads unless it names
+    // the restarted pods (what a long list of them did before, at any size).
+    let every = reqwest::Client::new()
+        .get(format!("{}/api/v1/query_range", bounded.url))
+        .query(&[
+            ("query", "kube_pod_container_status_restarts_total{container!=\"\"}"),
+            ("start", &(DEMO_END - DEMO_DAYS * DAY).to_string()),
+            ("end", &DEMO_END.to_string()),
+            ("step", &STEP.to_string()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(every.status().as_u16(), 422, "{}", every.text().await.unwrap());
     let queries = |c: &PromClient| c.stats().queries.load(Ordering::Relaxed);
     let free_client = client(&free.url, |c| c.remote_read = false);
     collect(&free_client, DEMO_END, DEMO_DAYS).await;

@@ -115,23 +115,49 @@ impl SeriesSink for Increases {
     }
 }
 
-/// The label matcher `,pod=~"..."` that selects `pods` by name, for any name: each name is
+/// `name` as one alternative of the matcher's regex, escaped for the PromQL string: the
+/// string escapes are per character and `|` needs none, so the matcher's string is its
+/// alternatives' joined.
+fn alternative(name: &str) -> String {
+    let quoted = promql_string(&regex_literal(name));
+    quoted[1..quoted.len() - 1].to_string()
+}
+
+fn matcher(alternatives: &[String]) -> String {
+    if alternatives.is_empty() {
+        return String::new();
+    }
+    format!(",pod=~\"{}\"", alternatives.join("|"))
+}
+
+/// Label matchers `,pod=~"..."` that select `pods` by name, for any name: each name is
 /// a regex literal with only ASCII punctuation escaped (RE2 rejects `\` before a letter,
 /// digit or non-ASCII character), and the regex is a PromQL double-quoted string with
 /// backslash, quote and control characters escaped (a backtick in a raw string would end
-/// it). Empty when `pods` is empty.
-pub(crate) fn pod_matcher<'a>(pods: impl IntoIterator<Item = &'a str>) -> String {
-    let names: Vec<String> = pods.into_iter().map(regex_literal).collect();
-    if names.is_empty() {
-        return String::new();
+/// it).
+///
+/// The pods in order, in matchers of at most `max_bytes` each (a name whose matcher alone
+/// is longer gets one of its own): a query per matcher stays under a server's query length
+/// limit however many pods there are, and reads only their series. None when `pods` is empty.
+pub(crate) fn pod_matchers<'a>(pods: impl IntoIterator<Item = &'a str>, max_bytes: usize) -> Vec<String> {
+    // `,pod=~""` and one `|` per alternative after the first.
+    const FRAME: usize = 8;
+    let mut out = Vec::new();
+    let (mut group, mut len) = (Vec::new(), FRAME);
+    for pod in pods {
+        let a = alternative(pod);
+        let more = a.len() + usize::from(!group.is_empty());
+        if !group.is_empty() && len + more > max_bytes {
+            out.push(matcher(&group));
+            (group, len) = (Vec::new(), FRAME);
+        }
+        len += a.len() + usize::from(!group.is_empty());
+        group.push(a);
     }
-    format!(",pod=~{}", promql_string(&names.join("|")))
-}
-
-/// [`pod_matcher`] when it is at most `max_bytes` long, else empty (no narrowing).
-pub(crate) fn bounded_pod_matcher<'a>(pods: impl IntoIterator<Item = &'a str>, max_bytes: usize) -> String {
-    let m = pod_matcher(pods);
-    if m.len() <= max_bytes { m } else { String::new() }
+    if !group.is_empty() {
+        out.push(matcher(&group));
+    }
+    out
 }
 
 /// `name` as an RE2 literal.
@@ -361,16 +387,29 @@ mod tests {
         assert_eq!(inc.duplicates, 3);
     }
 
+    fn pod_matcher<'a>(pods: impl IntoIterator<Item = &'a str>) -> String {
+        pod_matchers(pods, usize::MAX).pop().unwrap_or_default()
+    }
+
     #[test]
-    fn a_pod_matcher_past_its_bound_narrows_nothing() {
+    fn pod_matchers_split_the_pods_under_their_bound() {
         let few: Vec<String> = (0..10).map(|i| format!("web-{i}")).collect();
-        let m = bounded_pod_matcher(few.iter().map(String::as_str), 8 * 1024);
-        assert!(m.starts_with(",pod=~") && m.contains("web-9"), "{m}");
-        // 400 pods of a generated cluster's name length: past 8 KiB, so no regex at all
-        // (VictoriaMetrics refuses queries over 16 KiB by default).
-        let many: Vec<String> = (0..400).map(|i| format!("checkout-worker-7d9f8c6b5-{i:05}")).collect();
-        assert!(pod_matcher(many.iter().map(String::as_str)).len() > 8 * 1024);
-        assert_eq!(bounded_pod_matcher(many.iter().map(String::as_str), 8 * 1024), "");
+        let m = pod_matchers(few.iter().map(String::as_str), 8 * 1024);
+        assert_eq!(m, [pod_matcher(few.iter().map(String::as_str))]);
+        // 2,000 pods of a generated cluster's name length: about 70 KiB of regex in one
+        // matcher (VictoriaMetrics refuses queries over 16 KiB by default), so several
+        // matchers under 8 KiB that name every pod once, in order.
+        let many: Vec<String> = (0..2000).map(|i| format!("checkout-worker-7d9f8c6b5-{i:05}")).collect();
+        assert!(pod_matcher(many.iter().map(String::as_str)).len() > 60 * 1024);
+        let m = pod_matchers(many.iter().map(String::as_str), 8 * 1024);
+        assert!(m.len() >= 8, "{}", m.len());
+        assert!(m.iter().all(|m| m.len() <= 8 * 1024 && m.starts_with(",pod=~\"")));
+        let named: Vec<&str> = m.iter().flat_map(|m| m[7..m.len() - 1].split('|')).collect();
+        assert_eq!(named, many.iter().map(String::as_str).collect::<Vec<_>>());
+        // A name longer than the bound still gets a matcher.
+        let long = "x".repeat(300);
+        assert_eq!(pod_matchers([long.as_str(), "a"], 100).len(), 2);
+        assert!(pod_matchers(std::iter::empty(), 100).is_empty());
     }
 
     #[test]

@@ -46,6 +46,9 @@ pub struct PromConfig {
     pub max_labels: usize,
     /// Distinct warnings kept and logged (per answer and per run); the rest are counted.
     pub max_warnings: usize,
+    /// Bytes of the pod-name matcher of one restart selection: the restarted pods are named
+    /// in as many selections as it takes.
+    pub max_pod_matcher_bytes: usize,
     /// Label matchers every query carries (`--prometheus-selector`): one cluster of a
     /// central store. Empty: none.
     pub scope: Scope,
@@ -85,6 +88,9 @@ impl PromConfig {
             // kube-state-metrics label series carry one label per Kubernetes label: tens.
             max_labels: 1_000,
             max_warnings: 100,
+            // VictoriaMetrics refuses a query over 16 KiB by default (`-search.maxQueryLen`);
+            // 8 KiB names about 250 pods and leaves room for the rest of the query.
+            max_pod_matcher_bytes: 8 * 1024,
             scope: Scope::default(),
         }
     }
@@ -117,4 +123,5 @@ pub(super) struct Limits {
     pub(super) max_answer_bytes: u64,
     pub(super) max_string_bytes: usize,
     pub(super) max_warnings: usize,
+    pub(super) max_pod_matcher_bytes: usize,
 }
