@@ -3,5 +3,6 @@
 pub mod fake_api;
 pub mod forge;
 pub mod proxy;
+pub mod serve;
 pub mod servers;
 pub mod victoria;
