@@ -7,6 +7,10 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State as Extract;
+use axum::http::{HeaderMap, Method, Uri};
+use axum::response::Response;
 use tokio::sync::oneshot;
 
 /// A fake's state, shared between its handle and the request handlers.
@@ -18,24 +22,37 @@ pub fn lock<S>(state: &Shared<S>) -> MutexGuard<'_, S> {
     state.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// A router being served; dropping it shuts the server down.
+/// A fake's state answers every request itself (its own routing), under the lock.
+pub trait Fake: Send + 'static {
+    fn answer(&mut self, method: Method, uri: &Uri, headers: HeaderMap, body: Bytes) -> Response;
+}
+
+fn router<S: Fake>(state: Shared<S>) -> Router {
+    Router::new().fallback(handle::<S>).with_state(state)
+}
+
+async fn handle<S: Fake>(
+    Extract(state): Extract<Shared<S>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    lock(&state).answer(method, &uri, headers, body)
+}
+
+/// A fake being served; dropping it shuts the server down.
 pub struct Serving<S> {
     pub state: Shared<S>,
     pub addr: SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
 }
 
-impl<S: Send + 'static> Serving<S> {
-    /// Binds 127.0.0.1:0 and serves `router` over the state `new` makes from the address
+impl<S: Fake> Serving<S> {
+    /// Binds 127.0.0.1:0 and serves the state `new` makes from the address
     /// (`127.0.0.1:PORT`) on the current tokio runtime. `name` ("fake api") prefixes panics.
-    pub async fn start(name: &str, new: impl FnOnce(String) -> S, router: fn(Shared<S>) -> Router) -> Serving<S> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .unwrap_or_else(|e| panic!("{name}: bind 127.0.0.1:0: {e}"));
-        let addr = listener
-            .local_addr()
-            .unwrap_or_else(|e| panic!("{name}: local address: {e}"));
-        let state = Arc::new(Mutex::new(new(addr.to_string())));
+    pub async fn start(name: &str, new: impl FnOnce(String) -> S) -> Serving<S> {
+        let (listener, addr, state) = listen(name, new).await;
         let app = router(state.clone());
         let (tx, rx) = oneshot::channel::<()>();
         tokio::spawn(async move {
@@ -55,11 +72,7 @@ impl<S: Send + 'static> Serving<S> {
     /// The same on a thread (named after `name`, "fake-api") with its own runtime, for
     /// callers without one (tests that run the binary, benchmarks). Clients still need a
     /// runtime of their own.
-    pub fn start_blocking(
-        name: &'static str,
-        new: impl FnOnce(String) -> S + Send + 'static,
-        router: fn(Shared<S>) -> Router,
-    ) -> Serving<S> {
+    pub fn start_blocking(name: &'static str, new: impl FnOnce(String) -> S + Send + 'static) -> Serving<S> {
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let (tx, rx) = oneshot::channel::<()>();
         std::thread::Builder::new()
@@ -70,13 +83,7 @@ impl<S: Send + 'static> Serving<S> {
                     .build()
                     .unwrap_or_else(|e| panic!("{name}: build runtime: {e}"));
                 runtime.block_on(async move {
-                    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                        .await
-                        .unwrap_or_else(|e| panic!("{name}: bind 127.0.0.1:0: {e}"));
-                    let addr = listener
-                        .local_addr()
-                        .unwrap_or_else(|e| panic!("{name}: local address: {e}"));
-                    let shared = Arc::new(Mutex::new(new(addr.to_string())));
+                    let (listener, addr, shared) = listen(name, new).await;
                     let _ = ready_tx.send((addr, shared.clone()));
                     let app = router(shared);
                     tokio::select! {
@@ -95,6 +102,18 @@ impl<S: Send + 'static> Serving<S> {
             shutdown: Some(tx),
         }
     }
+}
+
+/// Binds 127.0.0.1:0: the listener, its address and the state made from it.
+async fn listen<S>(name: &str, new: impl FnOnce(String) -> S) -> (tokio::net::TcpListener, SocketAddr, Shared<S>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("{name}: bind 127.0.0.1:0: {e}"));
+    let addr = listener
+        .local_addr()
+        .unwrap_or_else(|e| panic!("{name}: local address: {e}"));
+    let state = Arc::new(Mutex::new(new(addr.to_string())));
+    (listener, addr, state)
 }
 
 impl<S> Drop for Serving<S> {

@@ -257,8 +257,6 @@ fn now() -> String {
         .to_string()
 }
 
-type Shared = serve::Shared<State>;
-
 /// The fake server; dropping it shuts the server down.
 pub struct FakeApi {
     server: Serving<State>,
@@ -268,7 +266,7 @@ impl FakeApi {
     /// Binds 127.0.0.1:0 and serves on the current tokio runtime.
     pub async fn start() -> FakeApi {
         FakeApi {
-            server: Serving::start("fake api", State::new, server::router).await,
+            server: Serving::start("fake api", State::new).await,
         }
     }
 
@@ -276,7 +274,7 @@ impl FakeApi {
     /// (benchmarks). Clients still need a runtime of their own.
     pub fn start_blocking() -> FakeApi {
         FakeApi {
-            server: Serving::start_blocking("fake api", State::new, server::router),
+            server: Serving::start_blocking("fake api", State::new),
         }
     }
 

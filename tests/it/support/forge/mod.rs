@@ -242,8 +242,6 @@ impl State {
     }
 }
 
-type Shared = serve::Shared<State>;
-
 /// The fake forge; dropping it shuts the server down.
 pub struct FakeForge {
     server: Serving<State>,
@@ -255,7 +253,7 @@ impl FakeForge {
     pub async fn start(provider: Provider, repository: &str, token: &str) -> FakeForge {
         let new = |addr| State::new(provider, repository, token, addr);
         FakeForge {
-            server: Serving::start("fake forge", new, server::router).await,
+            server: Serving::start("fake forge", new).await,
         }
     }
 
@@ -265,7 +263,7 @@ impl FakeForge {
         let (repository, token) = (repository.to_string(), token.to_string());
         let new = move |addr| State::new(provider, &repository, &token, addr);
         FakeForge {
-            server: Serving::start_blocking("fake forge", new, server::router),
+            server: Serving::start_blocking("fake forge", new),
         }
     }
 
