@@ -23,6 +23,10 @@
 #[allow(unused_imports)]
 #[path = "../tests/it/support/fake_api/mod.rs"]
 mod fake_api;
+// What the fake API stands on (`super::serve` there); its async start is unused here.
+#[allow(dead_code)]
+#[path = "../tests/it/support/serve.rs"]
+mod serve;
 
 #[path = "e2e/backfill.rs"]
 mod backfill;

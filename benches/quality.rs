@@ -25,7 +25,7 @@ use std::time::Instant;
 
 use rightsizer::collect::history::Window;
 use rightsizer::emit::progress::Progress;
-use rightsizer::recommend::backtest::{METHODS, Score};
+use rightsizer::recommend::backtest::{METHODS, Score, dominates};
 use rightsizer::settings::RunSettings;
 use rightsizer_synth::ClusterSpec;
 
@@ -91,15 +91,7 @@ async fn run() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let mut per_scenario: BTreeMap<String, Vec<Score>> = BTreeMap::new();
-    for c in &b.evaluation.containers {
-        let row = per_scenario
-            .entry(c.key.workload.name.clone())
-            .or_insert_with(|| vec![Score::default(); METHODS.len()]);
-        for (total, cand) in row.iter_mut().zip(&c.candidates) {
-            total.add(&cand.score);
-        }
-    }
+    let per_scenario = b.evaluation.by_workload();
     let totals: Vec<Score> = b.evaluation.totals.iter().map(|t| t.score).collect();
     print_table(&per_scenario, &totals);
     let missed = check(&per_scenario, &totals);
@@ -146,7 +138,6 @@ fn print_table(per_scenario: &BTreeMap<String, Vec<Score>>, totals: &[Score]) {
 fn check(per_scenario: &BTreeMap<String, Vec<Score>>, totals: &[Score]) -> Vec<String> {
     let cpu = |s: &Score| (rate(s), s.cpu_slack_core_hours);
     let memory = |s: &Score| (s.pods_over_memory_limit as f64, s.memory_slack_gib_hours);
-    let dominates = |a: (f64, f64), b: (f64, f64)| a.0 <= b.0 && a.1 <= b.1 && (a.0 < b.0 || a.1 < b.1);
     let mut missed = Vec::new();
     for (name, s) in per_scenario {
         for m in [2, 3] {

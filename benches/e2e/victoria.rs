@@ -10,10 +10,8 @@
 //! (as documented): this store measures that path, with VictoriaMetrics' own `rate()`
 //! (no extrapolation), so its recommendations are not Prometheus' to the last digit.
 
-use std::io::{self, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::{self, Write};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -22,75 +20,55 @@ use serde_json::{Value, json};
 
 use crate::backfill::History;
 
+// Starting the process and HTTP to it, as the integration tests' `support::victoria` does.
+#[path = "../../tests/it/support/victoria/server.rs"]
+mod server;
+
+use server::Process;
+
 /// Bytes of Prometheus text per import request: large enough that the request overhead is
 /// nothing, small enough that a few in flight stay far below the machine's memory.
 const REQUEST_BYTES: usize = 16 << 20;
 /// Import requests in flight at once (VictoriaMetrics parses each on its own core).
 const UPLOADERS: usize = 2;
 
+/// A running VictoriaMetrics, killed on drop: safe for the cache, as the loader flushes
+/// its parts (`/internal/force_flush`) before writing `meta.json`.
 pub struct Victoria {
-    child: Child,
-    pub addr: String,
-}
-
-impl Drop for Victoria {
-    fn drop(&mut self) {
-        // SIGKILL is safe for the cache: VictoriaMetrics' parts are written atomically and
-        // the loader flushes them (`/internal/force_flush`) before writing `meta.json`.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    process: Process,
 }
 
 impl Victoria {
     /// Starts VictoriaMetrics on `data` (created when missing), with limits raised for the
     /// floor queries over the whole history and the result cache off (every run reads the
-    /// samples, as Prometheus does).
+    /// samples, as Prometheus does). Its log goes beside `data`; opening a large cached
+    /// storage may take minutes.
     pub fn start(data: &Path) -> Victoria {
         let bin = crate::require("victoria-metrics");
         std::fs::create_dir_all(data).unwrap();
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let addr = format!("127.0.0.1:{port}");
-        let log = data.with_extension("log");
-        let child = Command::new(bin)
-            .arg(format!("-storageDataPath={}", data.display()))
-            .arg(format!("-httpListenAddr={addr}"))
-            // The generated history ends on a fixed date in the past: keep all of it.
-            .arg("-retentionPeriod=100y")
-            .arg("-search.disableCache")
-            .arg("-search.maxUniqueTimeseries=100000000")
-            .arg("-search.maxSamplesPerQuery=1000000000000")
-            .arg("-search.maxSamplesPerSeries=1000000000")
-            .arg("-search.maxQueryDuration=1h")
-            .arg("-search.maxSeries=100000000")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start victoria-metrics");
-        let mut v = Victoria { child, addr };
-        let deadline = Instant::now() + Duration::from_secs(300);
-        loop {
-            if let Ok(Some(status)) = v.child.try_wait() {
-                panic!(
-                    "victoria-metrics exited with {status}:\n{}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                );
-            }
-            if request(&v.addr, "GET", "/health", &[]).is_ok_and(|(code, _)| code == 200) {
-                return v;
-            }
-            assert!(Instant::now() < deadline, "victoria-metrics not ready after 300 s");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let process = Process::start(
+            &bin,
+            data,
+            &[
+                "-search.maxUniqueTimeseries=100000000",
+                "-search.maxSamplesPerQuery=1000000000000",
+                "-search.maxSamplesPerSeries=1000000000",
+                "-search.maxQueryDuration=1h",
+                "-search.maxSeries=100000000",
+            ],
+            None,
+            &data.with_extension("log"),
+            Duration::from_secs(300),
+        );
+        Victoria { process }
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.process.addr)
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.process.pid()
     }
 
     /// An instant query at `time`: (wall seconds, as VictoriaMetrics reports no evaluation
@@ -102,7 +80,7 @@ impl Victoria {
             .finish();
         let t = Instant::now();
         let (code, body) =
-            request(&self.addr, "GET", &format!("/api/v1/query?{q}"), &[]).expect("query victoria-metrics");
+            request(&self.process.addr, "GET", &format!("/api/v1/query?{q}"), &[]).expect("query victoria-metrics");
         let wall = t.elapsed().as_secs_f64();
         assert_eq!(
             code,
@@ -136,7 +114,7 @@ pub fn storage(cluster: &Cluster, root: &Path) -> History {
             s.spawn(|| {
                 loop {
                     let Ok(body) = rx.lock().unwrap().recv() else { return };
-                    let (code, answer) = request(&vm.addr, "POST", "/api/v1/import/prometheus", &body)
+                    let (code, answer) = request(&vm.process.addr, "POST", "/api/v1/import/prometheus", &body)
                         .expect("import into victoria-metrics");
                     assert!(
                         (200..300).contains(&code),
@@ -160,7 +138,7 @@ pub fn storage(cluster: &Cluster, root: &Path) -> History {
         stats
         // `import` (and its sender) drops here: the uploaders finish the queue and return.
     });
-    let (code, body) = request(&vm.addr, "GET", "/internal/force_flush", &[]).expect("flush victoria-metrics");
+    let (code, body) = request(&vm.process.addr, "GET", "/internal/force_flush", &[]).expect("flush victoria-metrics");
     assert_eq!(code, 200, "force_flush: {}", String::from_utf8_lossy(&body));
     drop(vm);
     let backfill_secs = started.elapsed().as_secs_f64();
@@ -250,49 +228,7 @@ impl Write for Importer {
     }
 }
 
-/// One HTTP/1.1 request with `Connection: close` (the answer ends when the server closes):
-/// status and body. VictoriaMetrics answers chunked; the floor queries' bodies are decoded.
+/// One HTTP/1.1 request: status and body. An import or a floor query may take long.
 fn request(addr: &str, method: &str, path: &str, body: &[u8]) -> io::Result<(u16, Vec<u8>)> {
-    let mut s = TcpStream::connect(addr)?;
-    s.set_read_timeout(Some(Duration::from_secs(3600)))?;
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    )?;
-    s.write_all(body)?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw)?;
-    let head_end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| io::Error::other("no http header"))?;
-    let head = String::from_utf8_lossy(&raw[..head_end]).to_ascii_lowercase();
-    let code = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let mut body = raw[head_end + 4..].to_vec();
-    if head.contains("transfer-encoding: chunked") {
-        body = dechunk(&body)?;
-    }
-    Ok((code, body))
-}
-
-fn dechunk(mut raw: &[u8]) -> io::Result<Vec<u8>> {
-    let mut out = Vec::new();
-    loop {
-        let nl = raw
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .ok_or_else(|| io::Error::other("bad chunk"))?;
-        let size_text = String::from_utf8_lossy(&raw[..nl]);
-        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
-            .map_err(|_| io::Error::other("bad chunk size"))?;
-        if size == 0 {
-            return Ok(out);
-        }
-        let data = raw
-            .get(nl + 2..nl + 2 + size)
-            .ok_or_else(|| io::Error::other("short chunk"))?;
-        out.extend_from_slice(data);
-        raw = raw.get(nl + 4 + size..).unwrap_or(&[]);
-    }
+    server::request(addr, method, path, body, Duration::from_secs(3600))
 }

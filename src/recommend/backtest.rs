@@ -149,6 +149,33 @@ pub struct Evaluation {
     pub totals: Vec<Total>,
 }
 
+impl Evaluation {
+    /// Each method's score summed per workload name, one per [`METHODS`] in that order: the
+    /// per-scenario view of the quality suites (`ClusterSpec::scenarios` names a workload
+    /// after its scenario). A workload none of whose containers was scored is listed with
+    /// zero scores.
+    pub fn by_workload(&self) -> BTreeMap<String, Vec<Score>> {
+        let mut per_workload: BTreeMap<String, Vec<Score>> = BTreeMap::new();
+        for c in &self.containers {
+            let row = per_workload
+                .entry(c.key.workload.name.clone())
+                .or_insert_with(|| vec![Score::default(); METHODS.len()]);
+            for (total, cand) in row.iter_mut().zip(&c.candidates) {
+                total.add(&cand.score);
+            }
+        }
+        per_workload
+    }
+}
+
+/// Pareto dominance on two figures where less is better (a shortfall and a slack): `a` is
+/// no worse than `b` on either and better on one. Issue 12's per-scenario target is that no
+/// reference method dominates rightsizer on (CPU shortfall rate, CPU slack) nor on (pods
+/// over the memory limit, memory slack).
+pub fn dominates(a: (f64, f64), b: (f64, f64)) -> bool {
+    a.0 <= b.0 && a.1 <= b.1 && (a.0 < b.0 || a.1 < b.1)
+}
+
 /// A method's score over every container.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -358,6 +385,63 @@ mod tests {
         assert_eq!(total.cpu_intervals, 4);
         assert_eq!(total.cpu_shortfall_rate(), Some(0.5));
         assert_eq!(total.memory_pods, 2);
+    }
+
+    #[test]
+    fn dominance_needs_no_worse_on_both_and_better_on_one() {
+        for (a, b, expected) in [
+            ((1.0, 1.0), (2.0, 2.0), true),
+            ((1.0, 2.0), (2.0, 2.0), true),
+            ((2.0, 1.0), (2.0, 2.0), true),
+            ((2.0, 2.0), (2.0, 2.0), false),
+            ((1.0, 3.0), (2.0, 2.0), false),
+            ((3.0, 1.0), (2.0, 2.0), false),
+            ((2.0, 2.0), (1.0, 1.0), false),
+        ] {
+            assert_eq!(dominates(a, b), expected, "{a:?} over {b:?}");
+        }
+    }
+
+    #[test]
+    fn sums_scores_per_workload_and_method() {
+        use crate::model::{WorkloadKey, WorkloadKind};
+        let result = |workload: &str, container: &str, short: &[u64]| ContainerResult {
+            key: ContainerKey::new(WorkloadKey::new("ns", WorkloadKind::Deployment, workload), container),
+            candidates: METHODS
+                .iter()
+                .zip(short)
+                .map(|(&method, &n)| Candidate {
+                    method,
+                    resources: Resources::default(),
+                    score: Score {
+                        cpu_intervals: 10,
+                        cpu_short_intervals: n,
+                        ..Score::default()
+                    },
+                })
+                .collect(),
+            notes: Vec::new(),
+        };
+        let e = Evaluation {
+            containers: vec![
+                result("web", "app", &[1, 2, 3, 4]),
+                result("db", "app", &[0, 0, 5, 0]),
+                result("web", "sidecar", &[1, 0, 0, 1]),
+                result("idle", "app", &[]),
+            ],
+            totals: Vec::new(),
+        };
+        let short = |row: &[Score]| {
+            row.iter()
+                .map(|s| (s.cpu_intervals, s.cpu_short_intervals))
+                .collect::<Vec<_>>()
+        };
+        let by_workload = e.by_workload();
+        assert_eq!(by_workload.keys().collect::<Vec<_>>(), ["db", "idle", "web"]);
+        assert_eq!(short(&by_workload["web"]), [(20, 2), (20, 2), (20, 3), (20, 5)]);
+        assert_eq!(short(&by_workload["db"]), [(10, 0), (10, 0), (10, 5), (10, 0)]);
+        // Not scored: listed, every method at zero.
+        assert_eq!(by_workload["idle"], [Score::default(); METHODS.len()]);
     }
 
     #[test]

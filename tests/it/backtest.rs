@@ -4,12 +4,10 @@
 //! with a constant number of extra requests, and says how much data there is when the
 //! window asks for more.
 
-use std::collections::BTreeMap;
-
 use rightsizer::collect::history::Window;
 use rightsizer::emit::progress::Progress;
 use rightsizer::model::ContainerKey;
-use rightsizer::recommend::backtest::{METHODS, Score};
+use rightsizer::recommend::backtest::{METHODS, Score, dominates};
 use rightsizer::settings::RunSettings;
 use rightsizer_synth::ClusterSpec;
 use serde_json::Value;
@@ -208,15 +206,7 @@ async fn quality_suite_on_the_scenarios() {
     let b = rightsizer::backtest::backtest(&settings, training, held_out, &Progress::new(false))
         .await
         .expect("backtest");
-    let mut per_scenario: BTreeMap<String, Vec<Score>> = BTreeMap::new();
-    for c in &b.evaluation.containers {
-        let row = per_scenario
-            .entry(c.key.workload.name.clone())
-            .or_insert_with(|| vec![Score::default(); METHODS.len()]);
-        for (total, cand) in row.iter_mut().zip(&c.candidates) {
-            total.add(&cand.score);
-        }
-    }
+    let per_scenario = b.evaluation.by_workload();
     let mut table =
         String::from("scenario        method      cpu short  shortfall  slack core-h  over mem  mem slack GiB-h\n");
     for (name, row) in &per_scenario {
@@ -251,7 +241,6 @@ async fn quality_suite_on_the_scenarios() {
     let known_miss = |name: &str, m: usize| name == "weekly-peak" && METHODS[m] == "vpa";
     let cpu = |s: &Score| (s.cpu_shortfall_rate().unwrap_or(0.0), s.cpu_slack_core_hours);
     let memory = |s: &Score| (s.pods_over_memory_limit as f64, s.memory_slack_gib_hours);
-    let dominates = |a: (f64, f64), b: (f64, f64)| a.0 <= b.0 && a.1 <= b.1 && (a.0 < b.0 || a.1 < b.1);
     let held: Vec<&str> = b
         .evaluation
         .containers

@@ -9,7 +9,8 @@ use rightsizer::model::{ContainerKey, WorkloadKind};
 use serde_json::Value;
 
 use crate::support::fake_api::FakeApi;
-use crate::support::servers::{DEMO_DAYS, DEMO_END, Prometheus, demo_history};
+use crate::support::live_args;
+use crate::support::servers::{Prometheus, demo_history};
 
 pub async fn rightsizer(args: &[&str]) -> Output {
     tokio::process::Command::new(env!("CARGO_BIN_EXE_rightsizer"))
@@ -27,16 +28,8 @@ fn text(b: &[u8]) -> String {
 
 /// `rightsizer recommend` against a live Prometheus and kubeconfig over the demo window.
 pub async fn recommend(prom: &str, kubeconfig: &Path, extra: &[&str]) -> Output {
-    let end = DEMO_END.to_string();
-    let history = format!("{DEMO_DAYS}d");
-    let mut args = vec![
-        "recommend",
-        "--prometheus-url",
-        prom,
-        "--kubeconfig",
-        kubeconfig.to_str().unwrap(),
-    ];
-    args.extend(["--history", &history, "--end", &end]);
+    let mut args = vec!["recommend"];
+    args.extend(live_args(prom, kubeconfig));
     args.extend(extra);
     rightsizer(&args).await
 }

@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use crate::slice::rightsizer;
 use crate::support::fake_api::FakeApi;
+use crate::support::live_args;
 use crate::support::servers::{DEMO_DAYS, DEMO_END, Prometheus, demo_history};
 
 fn text(b: &[u8]) -> String {
@@ -23,17 +24,7 @@ async fn a_snapshot_recommends_exactly_as_the_live_run() {
     api.insert_vpa("shop", "web", "web", "Initial");
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = api.write_kubeconfig(dir.path());
-    let (end, history) = (DEMO_END.to_string(), format!("{DEMO_DAYS}d"));
-    let live = [
-        "--prometheus-url",
-        &prom.url,
-        "--kubeconfig",
-        kubeconfig.to_str().unwrap(),
-        "--history",
-        &history,
-        "--end",
-        &end,
-    ];
+    let live = live_args(&prom.url, &kubeconfig);
     let file = dir.path().join("cluster.snapshot.json.gz");
 
     let started = std::time::Instant::now();
@@ -143,16 +134,7 @@ async fn filters_and_windows_apply_to_every_input() {
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = api.write_kubeconfig(dir.path());
     let (end, history) = (DEMO_END.to_string(), format!("{DEMO_DAYS}d"));
-    let live = [
-        "--prometheus-url",
-        &prom.url,
-        "--kubeconfig",
-        kubeconfig.to_str().unwrap(),
-        "--history",
-        &history,
-        "--end",
-        &end,
-    ];
+    let live = live_args(&prom.url, &kubeconfig);
     let file = dir.path().join("all.snapshot.json.gz");
     let out = rightsizer(&[&["snapshot", "-o", file.to_str().unwrap()][..], &live].concat()).await;
     assert!(out.status.success(), "snapshot failed:\n{}", text(&out.stderr));

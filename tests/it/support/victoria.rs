@@ -13,12 +13,16 @@
 //! range queries against it.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rightsizer_synth::Cluster;
+
+// Shared with the e2e benchmark (`benches/e2e/victoria.rs` includes it by its path).
+mod server;
+
+use server::{Process, read_response};
 
 const INSTALL_HINT: &str =
     "run the README's test command `./scripts/test`, which installs it, or `apt-get install victoria-metrics`";
@@ -28,16 +32,6 @@ fn binary() -> &'static Path {
     let bin = Path::new("/usr/bin/victoria-metrics");
     assert!(bin.is_file(), "`victoria-metrics` is not installed: {INSTALL_HINT}");
     bin
-}
-
-/// A child process killed and reaped on drop.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// What one import sent.
@@ -54,8 +48,9 @@ pub struct Imported {
 
 /// A running VictoriaMetrics.
 pub struct Victoria {
-    child: Guard,
-    dir: tempfile::TempDir,
+    // Before the storage: the process is killed before its directory is removed.
+    process: Process,
+    _dir: tempfile::TempDir,
     /// `http://127.0.0.1:PORT`
     pub url: String,
     addr: String,
@@ -72,83 +67,39 @@ impl Victoria {
     /// Starts it with extra command-line flags (e.g. `-search.maxUniqueTimeseries=1000000`
     /// for large benchmark clusters).
     pub fn start_with(extra: &[&str]) -> Victoria {
-        let bin = binary();
         let dir = tempfile::tempdir().expect("temp dir");
-        let port = TcpListener::bind("127.0.0.1:0")
-            .expect("bind a free loopback port")
-            .local_addr()
-            .unwrap()
-            .port();
-        let addr = format!("127.0.0.1:{port}");
-        let log = dir.path().join("victoria-metrics.log");
-        let child = Command::new(bin)
-            .arg(format!("-httpListenAddr={addr}"))
-            .arg(format!("-storageDataPath={}", dir.path().join("data").display()))
-            // Retention counts back from now and imports older than it are dropped: the
-            // fixed test histories end in 2026 and must stay in whatever year the tests run.
-            .arg("-retentionPeriod=100y")
-            // Imported points are searchable at once (no 30 s "incomplete data" offset),
-            // and nothing cached from before an import answers after it.
-            .arg("-search.latencyOffset=0s")
-            .arg("-search.disableCache")
-            .arg("-selfScrapeInterval=0")
-            .arg("-loggerLevel=WARN")
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&log).unwrap())
-            .stderr(std::fs::File::create(dir.path().join("victoria-metrics.err")).unwrap())
-            .spawn()
-            .expect("start victoria-metrics");
-        let mut vm = Victoria {
-            child: Guard(child),
-            dir,
+        let args = [
+            // Imported points are searchable at once (no 30 s "incomplete data" offset).
+            &["-search.latencyOffset=0s", "-selfScrapeInterval=0", "-loggerLevel=WARN"][..],
+            extra,
+        ]
+        .concat();
+        let process = Process::start(
+            binary(),
+            &dir.path().join("data"),
+            &args,
+            Some(&dir.path().join("victoria-metrics.log")),
+            &dir.path().join("victoria-metrics.err"),
+            Duration::from_secs(60),
+        );
+        let addr = process.addr.clone();
+        Victoria {
+            process,
+            _dir: dir,
             url: format!("http://{addr}"),
             addr,
             series: 0,
-        };
-        vm.wait_healthy();
-        vm
+        }
     }
 
     fn logs(&self) -> String {
-        let read = |name: &str| std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default();
-        format!("{}{}", read("victoria-metrics.log"), read("victoria-metrics.err"))
-    }
-
-    fn wait_healthy(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok(Some(status)) = self.child.0.try_wait() {
-                panic!(
-                    "victoria-metrics at {} exited with {status} before it was ready:\n{}",
-                    self.url,
-                    self.logs()
-                );
-            }
-            if let Ok((200, body)) = self.get("/health")
-                && body.trim() == "OK"
-            {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "victoria-metrics at {} not ready after 60 s",
-                self.url
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        self.process.logs()
     }
 
     /// A GET on the server: (status, body).
     pub fn get(&self, path_and_query: &str) -> std::io::Result<(u16, String)> {
-        let mut stream = TcpStream::connect(&self.addr)?;
-        stream.set_read_timeout(Some(Duration::from_secs(60)))?;
-        write!(
-            stream,
-            "GET {path_and_query} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-            self.addr
-        )?;
-        read_response(stream)
+        let (status, body) = server::request(&self.addr, "GET", path_and_query, &[], Duration::from_secs(60))?;
+        Ok((status, String::from_utf8_lossy(&body).into_owned()))
     }
 
     /// Imports Prometheus text exposition (timestamps in milliseconds) as it is, adding
@@ -228,7 +179,8 @@ impl Victoria {
         let (status, answer) = read_response(stream).expect("read the import answer");
         assert!(
             (200..300).contains(&status),
-            "victoria-metrics refused the import: HTTP {status}: {answer}\n{}",
+            "victoria-metrics refused the import: HTTP {status}: {}\n{}",
+            String::from_utf8_lossy(&answer),
             self.logs()
         );
         self.series += counted.series;
@@ -278,55 +230,6 @@ fn encode(s: &str) -> String {
         }
     }
     out
-}
-
-/// Reads an HTTP/1.x answer (identity or chunked body): (status, body).
-fn read_response(stream: TcpStream) -> std::io::Result<(u16, String)> {
-    let mut r = BufReader::new(stream);
-    let mut line = String::new();
-    r.read_line(&mut line)?;
-    let status = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| std::io::Error::other(format!("not an HTTP answer: {line:?}")))?;
-    let mut chunked = false;
-    let mut length = None;
-    loop {
-        line.clear();
-        r.read_line(&mut line)?;
-        let l = line.trim_end();
-        if l.is_empty() {
-            break;
-        }
-        let lower = l.to_ascii_lowercase();
-        if lower.starts_with("transfer-encoding:") && lower.contains("chunked") {
-            chunked = true;
-        } else if let Some(n) = lower.strip_prefix("content-length:") {
-            length = n.trim().parse::<usize>().ok();
-        }
-    }
-    let mut body = Vec::new();
-    if chunked {
-        loop {
-            line.clear();
-            r.read_line(&mut line)?;
-            let n = usize::from_str_radix(line.trim().split(';').next().unwrap_or(""), 16)
-                .map_err(|_| std::io::Error::other("bad chunk size"))?;
-            if n == 0 {
-                break;
-            }
-            let mut chunk = vec![0; n + 2];
-            r.read_exact(&mut chunk)?;
-            body.extend_from_slice(&chunk[..n]);
-        }
-    } else if let Some(n) = length {
-        body.resize(n, 0);
-        r.read_exact(&mut body)?;
-    } else {
-        r.read_to_end(&mut body)?;
-    }
-    Ok((status, String::from_utf8_lossy(&body).into_owned()))
 }
 
 /// Counts sample lines, series (runs of lines with the same name and labels) and bytes,

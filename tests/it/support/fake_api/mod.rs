@@ -19,13 +19,13 @@ mod status;
 mod write;
 
 use std::collections::{BTreeMap, HashSet};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::MutexGuard;
 
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
+
+use super::serve::{self, Serving, lock};
 
 /// One request as the server saw it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -257,89 +257,30 @@ fn now() -> String {
         .to_string()
 }
 
-type Shared = Arc<Mutex<State>>;
-
-fn lock(state: &Shared) -> MutexGuard<'_, State> {
-    state.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 /// The fake server; dropping it shuts the server down.
 pub struct FakeApi {
-    state: Shared,
-    addr: SocketAddr,
-    shutdown: Option<oneshot::Sender<()>>,
+    server: Serving<State>,
 }
 
 impl FakeApi {
     /// Binds 127.0.0.1:0 and serves on the current tokio runtime.
     pub async fn start() -> FakeApi {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("fake api: bind 127.0.0.1:0");
-        let addr = listener.local_addr().expect("fake api: local address");
-        let state = Arc::new(Mutex::new(State::new(addr.to_string())));
-        let app = server::router(state.clone());
-        let (tx, rx) = oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = rx.await;
-                })
-                .await;
-        });
         FakeApi {
-            state,
-            addr,
-            shutdown: Some(tx),
+            server: Serving::start("fake api", State::new).await,
         }
     }
 
     /// Starts the server on a thread with its own runtime, for callers without one
     /// (benchmarks). Clients still need a runtime of their own.
     pub fn start_blocking() -> FakeApi {
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let (tx, rx) = oneshot::channel::<()>();
-        let state: Arc<Mutex<Option<Shared>>> = Arc::new(Mutex::new(None));
-        let slot = state.clone();
-        std::thread::Builder::new()
-            .name("fake-api".into())
-            .spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("fake api: build runtime");
-                runtime.block_on(async move {
-                    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                        .await
-                        .expect("fake api: bind 127.0.0.1:0");
-                    let addr = listener.local_addr().expect("fake api: local address");
-                    let shared = Arc::new(Mutex::new(State::new(addr.to_string())));
-                    *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(shared.clone());
-                    let _ = addr_tx.send(addr);
-                    let app = server::router(shared);
-                    tokio::select! {
-                        _ = axum::serve(listener, app) => {}
-                        _ = rx => {}
-                    }
-                });
-            })
-            .expect("fake api: spawn server thread");
-        let addr = addr_rx.recv().expect("fake api: server thread did not start");
-        let shared = state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
-            .expect("fake api: state set before the address is sent");
         FakeApi {
-            state: shared,
-            addr,
-            shutdown: Some(tx),
+            server: Serving::start_blocking("fake api", State::new),
         }
     }
 
     /// `http://127.0.0.1:PORT`
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.server.addr)
     }
 
     /// Writes a kubeconfig with cluster, user and context `fake` (current context, namespace
@@ -384,7 +325,7 @@ current-context: fake
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        lock(&self.state)
+        lock(&self.server.state)
     }
 
     /// Stores a typed k8s-openapi object (Namespace, Pod, Deployment, ...), replacing any
@@ -551,13 +492,5 @@ current-context: fake
     /// The current global resourceVersion.
     pub fn resource_version(&self) -> u64 {
         self.lock().revision
-    }
-}
-
-impl Drop for FakeApi {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
     }
 }

@@ -4,33 +4,23 @@
 
 use std::collections::BTreeMap;
 
-use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State as Extract;
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::request::{Request, Route, Target, parse_body, route};
 use super::selector::{FieldSelector, LabelSelector};
+use super::serve::Fake;
 use super::status::{self, Reply};
 use super::write::APPLY_PATCH;
-use super::{RecordedPatch, RecordedRequest, ResourceType, Shared, State, discovery, lock};
+use super::{RecordedPatch, RecordedRequest, ResourceType, State, discovery};
 
-pub(super) fn router(state: Shared) -> Router {
-    Router::new().fallback(handle).with_state(state)
-}
-
-async fn handle(
-    Extract(state): Extract<Shared>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let request = Request::new(method, &uri, &headers, body);
-    let reply = lock(&state).serve(&request);
-    reply.into_response()
+impl Fake for State {
+    fn answer(&mut self, method: Method, uri: &Uri, headers: HeaderMap, body: Bytes) -> Response {
+        let request = Request::new(method, uri, &headers, body);
+        self.serve(&request).into_response()
+    }
 }
 
 /// Opaque continue tokens: hex of `{"rv": snapshot, "start": [namespace, name]}`; rv -1

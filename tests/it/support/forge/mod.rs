@@ -47,11 +47,9 @@ mod sha1;
 mod store;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::MutexGuard;
 
-use tokio::sync::oneshot;
-
+use super::serve::{self, Serving, lock};
 use store::{Person, Repo};
 
 /// Which forge the server imitates.
@@ -244,90 +242,41 @@ impl State {
     }
 }
 
-type Shared = Arc<Mutex<State>>;
-
-fn lock(state: &Shared) -> MutexGuard<'_, State> {
-    state.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 /// The fake forge; dropping it shuts the server down.
 pub struct FakeForge {
-    state: Shared,
-    addr: SocketAddr,
-    shutdown: Option<oneshot::Sender<()>>,
+    server: Serving<State>,
 }
 
 impl FakeForge {
     /// Binds 127.0.0.1:0 and serves `repository` (`org/repo`) on the current tokio runtime;
     /// requests must carry `token`.
     pub async fn start(provider: Provider, repository: &str, token: &str) -> FakeForge {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("fake forge: bind 127.0.0.1:0");
-        let addr = listener.local_addr().expect("fake forge: local address");
-        let state = Arc::new(Mutex::new(State::new(provider, repository, token, addr.to_string())));
-        let app = server::router(state.clone());
-        let (tx, rx) = oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = rx.await;
-                })
-                .await;
-        });
+        let new = |addr| State::new(provider, repository, token, addr);
         FakeForge {
-            state,
-            addr,
-            shutdown: Some(tx),
+            server: Serving::start("fake forge", new).await,
         }
     }
 
     /// Starts the server on a thread with its own runtime, for tests that run the binary
     /// (no runtime of their own).
     pub fn start_blocking(provider: Provider, repository: &str, token: &str) -> FakeForge {
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let (tx, rx) = oneshot::channel::<()>();
         let (repository, token) = (repository.to_string(), token.to_string());
-        std::thread::Builder::new()
-            .name("fake-forge".into())
-            .spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("fake forge: build runtime");
-                runtime.block_on(async move {
-                    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                        .await
-                        .expect("fake forge: bind 127.0.0.1:0");
-                    let addr = listener.local_addr().expect("fake forge: local address");
-                    let shared = Arc::new(Mutex::new(State::new(provider, &repository, &token, addr.to_string())));
-                    let _ = ready_tx.send((addr, shared.clone()));
-                    let app = server::router(shared);
-                    tokio::select! {
-                        _ = axum::serve(listener, app) => {}
-                        _ = rx => {}
-                    }
-                });
-            })
-            .expect("fake forge: spawn server thread");
-        let (addr, state) = ready_rx.recv().expect("fake forge: server thread did not start");
+        let new = move |addr| State::new(provider, &repository, &token, addr);
         FakeForge {
-            state,
-            addr,
-            shutdown: Some(tx),
+            server: Serving::start_blocking("fake forge", new),
         }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        lock(&self.state)
+        lock(&self.server.state)
     }
 
     /// The API base URL: GitHub `http://127.0.0.1:P/api/v3` (the GitHub Enterprise Server
     /// layout), GitLab `http://127.0.0.1:P` (the API is under `/api/v4`).
     pub fn url(&self) -> String {
         match self.lock().provider {
-            Provider::GitHub => format!("http://{}/api/v3", self.addr),
-            Provider::GitLab => format!("http://{}", self.addr),
+            Provider::GitHub => format!("http://{}/api/v3", self.server.addr),
+            Provider::GitLab => format!("http://{}", self.server.addr),
         }
     }
 
@@ -480,14 +429,6 @@ impl FakeForge {
         let mut state = self.lock();
         if let Some(pull) = state.pulls.iter_mut().find(|p| p.number == number) {
             pull.state = state_name.to_string();
-        }
-    }
-}
-
-impl Drop for FakeForge {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
         }
     }
 }

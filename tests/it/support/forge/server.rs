@@ -2,30 +2,20 @@
 //! (`github.rs`, `gitlab.rs`), and turns the reply into an HTTP response. Also the list
 //! pagination both providers share the shape of (page/per_page; GitHub `Link`, GitLab `x-*`).
 
-use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::State as Extract;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::response::Response;
 use percent_encoding::percent_decode_str;
 use serde_json::Value;
 
-use super::{Provider, Recorded, Shared, State, github, gitlab, lock};
+use super::serve::Fake;
+use super::{Provider, Recorded, State, github, gitlab};
 
-pub(super) fn router(state: Shared) -> Router {
-    Router::new().fallback(handle).with_state(state)
-}
-
-async fn handle(
-    Extract(state): Extract<Shared>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let request = Req::new(method, &uri, headers, body);
-    let reply = lock(&state).serve(&request);
-    reply.into_response()
+impl Fake for State {
+    fn answer(&mut self, method: Method, uri: &Uri, headers: HeaderMap, body: Bytes) -> Response {
+        let request = Req::new(method, uri, headers, body);
+        self.serve(&request).into_response()
+    }
 }
 
 /// A parsed request.
