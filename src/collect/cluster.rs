@@ -10,9 +10,13 @@
 //! twice or more pages than the cap end the list with an error, and the whole list has a
 //! deadline. kube's own retry layer is off: it honours any `Retry-After` (an hour) and
 //! retries 15 times without a word.
+//!
+//! Each page is decoded into the slim views of `slim` (only the fields rightsizer reads;
+//! managedFields, status and the rest are skipped by serde as they are read) and converted
+//! into workloads, owner tuples and listed pods as it arrives: a large cluster's lists are
+//! never held as k8s-openapi objects.
 
 use std::collections::HashSet;
-use std::fmt::Debug;
 use std::path::Path;
 use std::time::Duration;
 
@@ -20,14 +24,17 @@ use futures::stream::{self, StreamExt};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ApiResource, DynamicObject, ListParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config, Resource};
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use super::Error;
 use super::filter::Filter;
-use super::objects::{self, Discovered, ListedPod, LiveOwners, Objects};
+use super::objects::{self, Converted, Discovered, Found, ListedHpa, ListedJob, ListedPod, LiveOwners, Owned};
+use super::slim;
 use crate::model::WorkloadKind;
 
 pub use crate::rbac::{
@@ -191,37 +198,44 @@ pub fn status_code(e: &Error) -> Option<u16> {
 /// the list once, as the API conventions ask.
 pub async fn list_all<K>(api: Api<K>, call: &'static ApiCall, selector: Option<&str>) -> Result<Vec<K>, Error>
 where
-    K: Resource + Clone + DeserializeOwned + Debug,
+    K: Resource + DeserializeOwned,
 {
-    list_map(api, call, selector, |k| k).await
+    list_map(api, call, selector, |k: K| k).await
 }
 
-/// [`list_all`], with each object turned into what the caller keeps of it as its page
-/// arrives.
-pub async fn list_map<K, T>(
+/// [`list_all`], with each object decoded as `D` (the object's type, or a slim view of it
+/// that skips the fields the caller does not read) and turned into what the caller keeps of
+/// it as its page arrives.
+pub async fn list_map<K, D, T>(
     api: Api<K>,
     call: &'static ApiCall,
     selector: Option<&str>,
-    map: fn(K) -> T,
+    map: fn(D) -> T,
 ) -> Result<Vec<T>, Error>
 where
-    K: Resource + Clone + DeserializeOwned + Debug,
+    K: Resource,
+    D: DeserializeOwned,
 {
     list_bounded(api, call, selector, map, &ListLimits::default()).await
 }
 
-/// [`list_map`] within `limits`: the whole list ends by `limits.deadline`.
-pub async fn list_bounded<K, T>(
+/// [`list_map`] within `limits`: the whole list ends by `limits.deadline`. `api` gives the
+/// URL (kind, namespace) and the client.
+pub async fn list_bounded<K, D, T>(
     api: Api<K>,
     call: &'static ApiCall,
     selector: Option<&str>,
-    map: fn(K) -> T,
+    map: fn(D) -> T,
     limits: &ListLimits,
 ) -> Result<Vec<T>, Error>
 where
-    K: Resource + Clone + DeserializeOwned + Debug,
+    K: Resource,
+    D: DeserializeOwned,
 {
-    match tokio::time::timeout(limits.deadline, pages(api, call, selector, map, limits)).await {
+    let url = api.resource_url().to_string();
+    let client = Client::from(api);
+    let list = pages(&client, &url, call, selector, map, limits);
+    match tokio::time::timeout(limits.deadline, list).await {
         Ok(listed) => listed,
         Err(_) => Err(Error::KubeList {
             resource: call.resource,
@@ -231,19 +245,42 @@ where
     }
 }
 
+/// One page of a list: its items, decoded as `D`, and the continue token. Every other field
+/// is skipped.
+#[derive(Debug, Deserialize)]
+struct Page<D> {
+    #[serde(default)]
+    metadata: PageMeta,
+    items: Option<Vec<D>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct PageMeta {
+    #[serde(rename = "continue")]
+    continue_: Option<String>,
+}
+
+/// GETs one page as `Api::list` does (same query, same error handling: a non-2xx answer is a
+/// `kube::Error::Api` with the server's status), decoded as a [`Page`] of `D`.
+async fn get_page<D: DeserializeOwned>(client: &Client, url: &str, params: &ListParams) -> kube::Result<Page<D>> {
+    let mut req = kube::core::Request::new(url)
+        .list(params)
+        .map_err(kube::Error::BuildRequest)?;
+    req.extensions_mut().insert("list");
+    client.request::<Page<D>>(req).await
+}
+
 /// One page, within the page timeout, retried while the failure is transient.
-async fn page<K>(
-    api: &Api<K>,
+async fn page<D: DeserializeOwned>(
+    client: &Client,
+    url: &str,
     params: &ListParams,
     call: &'static ApiCall,
     limits: &ListLimits,
-) -> Result<kube::core::ObjectList<K>, PageError>
-where
-    K: Resource + Clone + DeserializeOwned + Debug,
-{
+) -> Result<Page<D>, PageError> {
     let mut attempt = 0;
     loop {
-        let failure = match tokio::time::timeout(limits.request_timeout, api.list(params)).await {
+        let failure = match tokio::time::timeout(limits.request_timeout, get_page(client, url, params)).await {
             Ok(Ok(page)) => return Ok(page),
             Ok(Err(e)) => match transient(&e) {
                 Some(after) if attempt < limits.retries => (e.to_string(), after),
@@ -275,16 +312,14 @@ enum PageError {
     Timeout(u32),
 }
 
-async fn pages<K, T>(
-    api: Api<K>,
+async fn pages<D: DeserializeOwned, T>(
+    client: &Client,
+    url: &str,
     call: &'static ApiCall,
     selector: Option<&str>,
-    map: fn(K) -> T,
+    map: fn(D) -> T,
     limits: &ListLimits,
-) -> Result<Vec<T>, Error>
-where
-    K: Resource + Clone + DeserializeOwned + Debug,
-{
+) -> Result<Vec<T>, Error> {
     let limit_error = |problem: String, hint: &str| Error::KubeList {
         resource: call.resource,
         problem,
@@ -310,9 +345,9 @@ where
                 "raise --kube-list-max-pages if the cluster really holds that many objects",
             ));
         }
-        match page(&api, &params, call, limits).await {
+        match page(client, url, &params, call, limits).await {
             Ok(page) => {
-                items.extend(page.items.into_iter().map(map));
+                items.extend(page.items.into_iter().flatten().map(map));
                 match page.metadata.continue_.filter(|c| !c.is_empty()) {
                     // A server that hands out a token twice would have the list go round forever.
                     Some(token) if tokens.contains(&token) => {
@@ -367,11 +402,13 @@ pub fn dynamic_api(client: &Client, namespace: Option<&str>, resource: &ApiResou
     }
 }
 
-/// Everything discovery lists, before conversion.
+/// Everything discovery lists, each object converted as its page arrived (no list is held as
+/// k8s-openapi objects): the workloads and HPAs, the ReplicaSets' controllers, the pods and
+/// the VPAs.
 #[derive(Debug, Default, Clone)]
 pub struct Listed {
-    pub objects: Objects,
-    pub replica_sets: Vec<ReplicaSet>,
+    pub found: Found,
+    pub replica_sets: Vec<Owned>,
     pub pods: Vec<ListedPod>,
     pub vpas: Vec<DynamicObject>,
     /// Namespaces or optional resources that could not be listed, as warnings.
@@ -380,14 +417,11 @@ pub struct Listed {
 
 /// One list result, whatever its type.
 enum Part {
-    Deployments(Vec<Deployment>),
-    StatefulSets(Vec<StatefulSet>),
-    DaemonSets(Vec<DaemonSet>),
-    CronJobs(Vec<CronJob>),
-    Jobs(Vec<Job>),
-    ReplicaSets(Vec<ReplicaSet>),
+    Workloads(WorkloadKind, Vec<Converted>),
+    Jobs(Vec<ListedJob>),
+    ReplicaSets(Vec<Option<Owned>>),
     Pods(Vec<ListedPod>),
-    Hpas(Vec<HorizontalPodAutoscaler>),
+    Hpas(Vec<Option<ListedHpa>>),
     Vpas(Vec<DynamicObject>),
 }
 
@@ -399,19 +433,41 @@ async fn list_one(
     limits: ListLimits,
 ) -> Result<Part, Error> {
     let (ns, sel, l) = (ns.as_deref(), selector.as_deref(), &limits);
+    let c = &client;
+    // Each page is decoded into slim views and converted as it arrives. HPAs (about one per
+    // scaled workload) are decoded whole and converted per page.
     Ok(match call.resource {
-        "deployments" => Part::Deployments(list_bounded(api(&client, ns), call, sel, |k| k, l).await?),
-        "statefulsets" => Part::StatefulSets(list_bounded(api(&client, ns), call, sel, |k| k, l).await?),
-        "daemonsets" => Part::DaemonSets(list_bounded(api(&client, ns), call, sel, |k| k, l).await?),
-        "cronjobs" => Part::CronJobs(list_bounded(api(&client, ns), call, sel, |k| k, l).await?),
-        "jobs" => Part::Jobs(list_bounded(api(&client, ns), call, sel, |k| k, l).await?),
-        "replicasets" => {
-            Part::ReplicaSets(list_bounded(api(&client, ns), call, sel, objects::trim_replica_set, l).await?)
+        "deployments" => {
+            let listed = list_bounded(api::<Deployment>(c, ns), call, sel, objects::deployment, l).await?;
+            Part::Workloads(WorkloadKind::Deployment, listed)
         }
-        "pods" => Part::Pods(list_bounded(api(&client, ns), call, sel, objects::listed_pod, l).await?),
+        "statefulsets" => {
+            let listed = list_bounded(api::<StatefulSet>(c, ns), call, sel, objects::stateful_set, l).await?;
+            Part::Workloads(WorkloadKind::StatefulSet, listed)
+        }
+        "daemonsets" => {
+            let listed = list_bounded(api::<DaemonSet>(c, ns), call, sel, objects::daemon_set, l).await?;
+            Part::Workloads(WorkloadKind::DaemonSet, listed)
+        }
+        "cronjobs" => {
+            let listed = list_bounded(api::<CronJob>(c, ns), call, sel, objects::cron_job, l).await?;
+            Part::Workloads(WorkloadKind::CronJob, listed)
+        }
+        "jobs" => Part::Jobs(list_bounded(api::<Job>(c, ns), call, sel, objects::job, l).await?),
+        "replicasets" => {
+            let owner: fn(slim::ReplicaSet) -> Option<Owned> = objects::replica_set_owner;
+            Part::ReplicaSets(list_bounded(api::<ReplicaSet>(c, ns), call, sel, owner, l).await?)
+        }
+        "pods" => Part::Pods(list_bounded(api::<Pod>(c, ns), call, sel, objects::listed_pod, l).await?),
         // HPAs and VPAs are matched to workloads by their target, whatever their own labels.
-        "horizontalpodautoscalers" => Part::Hpas(list_bounded(api(&client, ns), call, None, |k| k, l).await?),
-        _ => Part::Vpas(list_bounded(dynamic_api(&client, ns, &vpa_resource()), call, None, |k| k, l).await?),
+        "horizontalpodautoscalers" => {
+            let hpa: fn(HorizontalPodAutoscaler) -> Option<ListedHpa> = objects::listed_hpa;
+            Part::Hpas(list_bounded(api::<HorizontalPodAutoscaler>(c, ns), call, None, hpa, l).await?)
+        }
+        _ => {
+            let vpas = dynamic_api(c, ns, &vpa_resource());
+            Part::Vpas(list_bounded(vpas, call, None, |v: DynamicObject| v, l).await?)
+        }
     })
 }
 
@@ -498,15 +554,11 @@ pub async fn list_with(client: &Client, filter: &Filter, limits: &ListLimits) ->
                 _ => return Err(e),
             },
         };
-        let o = &mut listed.objects;
         match part {
-            Part::Deployments(v) => o.deployments.extend(v),
-            Part::StatefulSets(v) => o.stateful_sets.extend(v),
-            Part::DaemonSets(v) => o.daemon_sets.extend(v),
-            Part::CronJobs(v) => o.cron_jobs.extend(v),
-            Part::Jobs(v) => o.jobs.extend(v),
-            Part::Hpas(v) => o.hpas.extend(v),
-            Part::ReplicaSets(v) => listed.replica_sets.extend(v),
+            Part::Workloads(kind, v) => listed.found.add(kind, v),
+            Part::Jobs(v) => listed.found.add_jobs(v),
+            Part::Hpas(v) => listed.found.add_hpas(v.into_iter().flatten()),
+            Part::ReplicaSets(v) => listed.replica_sets.extend(v.into_iter().flatten()),
             Part::Pods(v) => listed.pods.extend(v),
             Part::Vpas(v) => listed.vpas.extend(v),
         }
@@ -530,8 +582,8 @@ pub async fn discover(client: &Client, filter: &Filter) -> Result<Discovered, Er
 /// [`discover`] within `limits`.
 pub async fn discover_with(client: &Client, filter: &Filter, limits: &ListLimits) -> Result<Discovered, Error> {
     let listed = list_with(client, filter, limits).await?;
-    let (mut workloads, mut warnings) = objects::workloads(&listed.objects);
-    let owners = LiveOwners::from_objects(&listed.pods, &listed.replica_sets, &listed.objects.jobs);
+    let (mut workloads, mut warnings, job_owners) = listed.found.finish();
+    let owners = LiveOwners::new(&listed.pods, listed.replica_sets, job_owners);
     workloads.extend(objects::bare_pods(&listed.pods, &owners.owners(), &mut warnings));
     workloads.sort_by(|a, b| a.key.cmp(&b.key));
     let vpa = objects::vpa_modes(&listed.vpas);
@@ -566,5 +618,51 @@ pub fn check_kubeconfig(path: &Path) -> Result<(), Error> {
             "kubeconfig {} does not exist",
             path.display()
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_page_decodes_whatever_fields_rightsizer_does_not_read() {
+        let pod: Pod = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "db-0", "namespace": "shop", "uid": "u", "resourceVersion": "7",
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "db", "uid": "s", "controller": true}],
+                "managedFields": [{"manager": "kubelet", "operation": "Update", "fieldsType": "FieldsV1",
+                    "fieldsV1": {"f:status": {"f:conditions": {}}}}]},
+            "spec": {"containers": [{"name": "db", "image": "pg:17", "resources": {"requests": {"cpu": "1"}}}],
+                "nodeName": "node-1", "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "d"}}]},
+            "status": {"phase": "Running", "podIP": "10.0.0.9", "conditions": [{"type": "Ready", "status": "True"}]},
+        }))
+        .unwrap();
+        let mut item = serde_json::to_value(&pod).unwrap();
+        // Fields of a newer API, and an unread field of a type k8s-openapi would refuse.
+        item["spec"]["futureField"] = json!({"nested": [1, {"deep": null}]});
+        item["metadata"]["newMetadata"] = json!(true);
+        item["spec"]["nodeName"] = json!(42);
+        assert!(
+            serde_json::from_value::<Pod>(item.clone()).is_err(),
+            "the typed Pod refuses it"
+        );
+        let body = json!({
+            "kind": "PodList", "apiVersion": "v1",
+            "metadata": {"resourceVersion": "9", "continue": "next", "remainingItemCount": 3},
+            "items": [item],
+        });
+        let page: Page<slim::Pod> = serde_json::from_slice(&serde_json::to_vec(&body).unwrap()).unwrap();
+        assert_eq!(page.metadata.continue_.as_deref(), Some("next"));
+        let pods: Vec<ListedPod> = page.items.into_iter().flatten().map(objects::listed_pod).collect();
+        assert_eq!(pods.len(), 1);
+        assert_eq!((pods[0].namespace.as_str(), pods[0].name.as_str()), ("shop", "db-0"));
+        assert_eq!(pods[0].controller, Some(("StatefulSet".into(), "db".into())));
+
+        // The last page: no continue token; an empty list may say `items: null`.
+        let last: Page<slim::Deployment> =
+            serde_json::from_value(json!({"kind": "DeploymentList", "metadata": {}, "items": null})).unwrap();
+        assert!(last.metadata.continue_.is_none() && last.items.is_none());
     }
 }

@@ -14,6 +14,7 @@ pub mod promparse;
 pub mod remote_read;
 pub mod scope;
 pub mod selector;
+pub mod slim;
 pub mod snapshot;
 
 use thiserror::Error;

@@ -1,26 +1,27 @@
-//! Pure conversion of Kubernetes objects (k8s-openapi types) into the model: containers with
-//! their requests and limits, replicas, HPAs, bare pods, the live pod -> workload map and the
-//! VPAs that already manage a workload. Shared by live discovery, snapshots and the demo
-//! data, so every path reads objects the same way.
+//! Pure conversion of Kubernetes objects into the model: containers with their requests and
+//! limits, replicas, HPAs, bare pods, the live pod -> workload map and the VPAs that already
+//! manage a workload. Objects arrive as their slim views ([`slim`]): a list page is decoded
+//! into them and converted object by object as it arrives, and typed k8s-openapi objects (the
+//! demo data, tests) are read into the same views first, so every path reads objects the
+//! same way.
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
-use k8s_openapi::api::core::v1::{Container, Pod, PodSpec, ResourceRequirements};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::DynamicObject;
 
 use super::filter::Skipped;
 use super::history::Owners;
+use super::slim::{self, Meta, PodSpec, Quantities};
 
 use crate::model::{
     ContainerRole, ContainerSpec, Hpa, HpaMetric, Resources, Workload, WorkloadKey, WorkloadKind, parse_cpu,
     parse_memory,
 };
 
-/// Objects as listed from the API (or generated): the input of `workloads`.
+/// Objects as generated (the demo data) or built by tests: the input of [`workloads`].
 #[derive(Debug, Default, Clone)]
 pub struct Objects {
     pub deployments: Vec<Deployment>,
@@ -31,25 +32,25 @@ pub struct Objects {
     pub hpas: Vec<HorizontalPodAutoscaler>,
 }
 
-fn resources(r: Option<&ResourceRequirements>, warn: &mut Vec<String>, who: &str) -> Resources {
+fn resources(r: Option<&slim::Resources>, warn: &mut Vec<String>, who: &str) -> Resources {
     let mut out = Resources::default();
     let Some(r) = r else { return out };
-    let mut get = |map: Option<&BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>,
-                   name: &str,
-                   parse: fn(&str) -> Result<f64, crate::model::QuantityError>| {
-        let q = map?.get(name)?;
-        match parse(&q.0) {
-            Ok(v) => Some(v),
-            Err(e) => {
-                warn.push(format!("{who}: {e}"));
-                None
+    let mut get =
+        |q: Option<&Quantities>, memory: bool, parse: fn(&str) -> Result<f64, crate::model::QuantityError>| {
+            let q = q?;
+            let q = if memory { q.memory.as_ref() } else { q.cpu.as_ref() }?;
+            match parse(&q.0) {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    warn.push(format!("{who}: {e}"));
+                    None
+                }
             }
-        }
-    };
-    out.cpu_request = get(r.requests.as_ref(), "cpu", parse_cpu);
-    out.memory_request = get(r.requests.as_ref(), "memory", parse_memory);
-    out.cpu_limit = get(r.limits.as_ref(), "cpu", parse_cpu);
-    out.memory_limit = get(r.limits.as_ref(), "memory", parse_memory);
+        };
+    out.cpu_request = get(r.requests.as_ref(), false, parse_cpu);
+    out.memory_request = get(r.requests.as_ref(), true, parse_memory);
+    out.cpu_limit = get(r.limits.as_ref(), false, parse_cpu);
+    out.memory_limit = get(r.limits.as_ref(), true, parse_memory);
     // Kubernetes defaults a missing request to the limit.
     out.cpu_request = out.cpu_request.or(out.cpu_limit);
     out.memory_request = out.memory_request.or(out.memory_limit);
@@ -58,14 +59,15 @@ fn resources(r: Option<&ResourceRequirements>, warn: &mut Vec<String>, who: &str
 
 fn containers(spec: Option<&PodSpec>, key: &WorkloadKey, warn: &mut Vec<String>) -> Vec<ContainerSpec> {
     let Some(spec) = spec else { return Vec::new() };
-    let convert = |c: &Container, role: ContainerRole, warn: &mut Vec<String>| ContainerSpec {
-        name: c.name.clone(),
-        role,
-        resources: resources(c.resources.as_ref(), warn, &format!("{key}/{}", c.name)),
+    let convert = |c: &slim::Container, role: ContainerRole, warn: &mut Vec<String>| {
+        let name = c.name.clone().unwrap_or_default();
+        let resources = resources(c.resources.as_ref(), warn, &format!("{key}/{name}"));
+        ContainerSpec { name, role, resources }
     };
     let mut out: Vec<ContainerSpec> = spec
         .containers
         .iter()
+        .flatten()
         .map(|c| convert(c, ContainerRole::App, warn))
         .collect();
     for c in spec.init_containers.iter().flatten() {
@@ -80,30 +82,22 @@ fn containers(spec: Option<&PodSpec>, key: &WorkloadKey, warn: &mut Vec<String>)
     out
 }
 
-fn key(meta: &ObjectMeta, kind: WorkloadKind) -> WorkloadKey {
-    WorkloadKey::new(
-        meta.namespace.clone().unwrap_or_default(),
-        kind,
-        meta.name.clone().unwrap_or_default(),
-    )
-}
-
 fn workload(
-    meta: &ObjectMeta,
+    meta: Meta,
     kind: WorkloadKind,
     replicas: Option<u32>,
     spec: Option<&PodSpec>,
     warn: &mut Vec<String>,
 ) -> Workload {
-    let key = key(meta, kind);
+    let key = WorkloadKey::new(meta.namespace.unwrap_or_default(), kind, meta.name.unwrap_or_default());
     let containers = containers(spec, &key, warn);
     Workload {
         key,
         replicas,
         containers,
         hpa: None,
-        labels: meta.labels.clone().unwrap_or_default(),
-        annotations: meta.annotations.clone().unwrap_or_default(),
+        labels: meta.labels.unwrap_or_default(),
+        annotations: meta.annotations.unwrap_or_default(),
     }
 }
 
@@ -111,101 +105,198 @@ fn count(n: Option<i32>) -> Option<u32> {
     n.map(|n| n.max(0) as u32)
 }
 
-/// Converts discovered objects into workloads sorted by key, with HPAs attached to the
-/// workload they target. Bare Jobs only: Jobs owned by a CronJob belong to it. Unparseable
-/// quantities become warnings naming the container, never a failed run.
-pub fn workloads(objects: &Objects) -> (Vec<Workload>, Vec<String>) {
+/// A workload converted from one listed object, with the warnings of its conversion
+/// (unparseable quantities, naming the container).
+pub type Converted = (Workload, Vec<String>);
+
+fn converted(meta: Meta, kind: WorkloadKind, replicas: Option<u32>, spec: Option<&PodSpec>) -> Converted {
     let mut warn = Vec::new();
-    let mut out = Vec::new();
-    for d in &objects.deployments {
-        let replicas = count(d.spec.as_ref().and_then(|s| s.replicas)).or(Some(1));
-        out.push(workload(
-            &d.metadata,
-            WorkloadKind::Deployment,
-            replicas,
-            d.spec.as_ref().and_then(|s| s.template.spec.as_ref()),
-            &mut warn,
-        ));
+    let w = workload(meta, kind, replicas, spec, &mut warn);
+    (w, warn)
+}
+
+fn template(t: Option<&slim::PodTemplate>) -> Option<&PodSpec> {
+    t.and_then(|t| t.spec.as_ref())
+}
+
+pub fn deployment(d: slim::Deployment) -> Converted {
+    controller(d, WorkloadKind::Deployment)
+}
+
+pub fn stateful_set(s: slim::StatefulSet) -> Converted {
+    controller(s, WorkloadKind::StatefulSet)
+}
+
+fn controller(o: slim::Deployment, kind: WorkloadKind) -> Converted {
+    let spec = o.spec.as_ref();
+    let replicas = count(spec.and_then(|s| s.replicas)).or(Some(1));
+    converted(
+        o.metadata,
+        kind,
+        replicas,
+        template(spec.and_then(|s| s.template.as_ref())),
+    )
+}
+
+pub fn daemon_set(d: slim::DaemonSet) -> Converted {
+    let replicas = d
+        .status
+        .as_ref()
+        .map(|s| s.desired_number_scheduled.unwrap_or_default().max(0) as u32);
+    let spec = d.spec.as_ref().and_then(|s| s.template.as_ref());
+    converted(d.metadata, WorkloadKind::DaemonSet, replicas, template(spec))
+}
+
+pub fn cron_job(c: slim::CronJob) -> Converted {
+    let job = c
+        .spec
+        .as_ref()
+        .and_then(|s| s.job_template.as_ref())
+        .and_then(|t| t.spec.as_ref());
+    let parallelism = job.and_then(|j| j.parallelism);
+    let pod = template(job.and_then(|j| j.template.as_ref()));
+    converted(c.metadata, WorkloadKind::CronJob, count(parallelism).or(Some(1)), pod)
+}
+
+/// What discovery keeps of a Job: its controller (a CronJob's Jobs belong to it), or, for a
+/// bare Job, the workload it is.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ListedJob {
+    Owned(Owned),
+    Bare(Box<Converted>),
+}
+
+pub fn job(j: slim::Job) -> ListedJob {
+    if let Some(owned) = owned(&j.metadata) {
+        return ListedJob::Owned(owned);
     }
-    for s in &objects.stateful_sets {
-        let replicas = count(s.spec.as_ref().and_then(|s| s.replicas)).or(Some(1));
-        out.push(workload(
-            &s.metadata,
-            WorkloadKind::StatefulSet,
-            replicas,
-            s.spec.as_ref().and_then(|s| s.template.spec.as_ref()),
-            &mut warn,
-        ));
-    }
-    for d in &objects.daemon_sets {
-        let replicas = d.status.as_ref().map(|s| s.desired_number_scheduled.max(0) as u32);
-        out.push(workload(
-            &d.metadata,
-            WorkloadKind::DaemonSet,
-            replicas,
-            d.spec.as_ref().and_then(|s| s.template.spec.as_ref()),
-            &mut warn,
-        ));
-    }
-    for c in &objects.cron_jobs {
-        let pod = c
-            .spec
-            .as_ref()
-            .and_then(|s| s.job_template.spec.as_ref())
-            .and_then(|j| j.template.spec.as_ref());
-        let parallelism = c
-            .spec
-            .as_ref()
-            .and_then(|s| s.job_template.spec.as_ref())
-            .and_then(|j| j.parallelism);
-        out.push(workload(
-            &c.metadata,
-            WorkloadKind::CronJob,
-            count(parallelism).or(Some(1)),
-            pod,
-            &mut warn,
-        ));
-    }
-    for j in &objects.jobs {
-        let owned = j
-            .metadata
-            .owner_references
-            .iter()
-            .flatten()
-            .any(|o| o.controller == Some(true));
-        if owned {
-            continue;
+    let spec = j.spec.as_ref();
+    let parallelism = spec.and_then(|s| s.parallelism);
+    let pod = template(spec.and_then(|s| s.template.as_ref()));
+    ListedJob::Bare(Box::new(converted(
+        j.metadata,
+        WorkloadKind::Job,
+        count(parallelism).or(Some(1)),
+        pod,
+    )))
+}
+
+/// What discovery keeps of an HPA: the workload it targets and its right-sizing view.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListedHpa {
+    name: String,
+    target: WorkloadKey,
+    hpa: Hpa,
+}
+
+/// An HPA that targets a kind rightsizer sizes; `None` for any other.
+pub fn listed_hpa(h: HorizontalPodAutoscaler) -> Option<ListedHpa> {
+    let spec = h.spec.as_ref()?;
+    let kind = WorkloadKind::from_kind(&spec.scale_target_ref.kind)?;
+    let target = WorkloadKey::new(
+        h.metadata.namespace.clone().unwrap_or_default(),
+        kind,
+        spec.scale_target_ref.name.clone(),
+    );
+    Some(ListedHpa {
+        hpa: hpa(&h),
+        name: h.metadata.name.unwrap_or_default(),
+        target,
+    })
+}
+
+/// The five kinds discovery lists, in the order their workloads' warnings are reported.
+const LISTED: [WorkloadKind; 5] = [
+    WorkloadKind::Deployment,
+    WorkloadKind::StatefulSet,
+    WorkloadKind::DaemonSet,
+    WorkloadKind::CronJob,
+    WorkloadKind::Job,
+];
+
+/// The converted workload lists, gathered as they arrive: workloads and their warnings by
+/// kind, the HPAs, and the controllers of the Jobs that are not workloads of their own.
+#[derive(Debug, Default, Clone)]
+pub struct Found {
+    kinds: [(Vec<Workload>, Vec<String>); 5],
+    hpas: Vec<ListedHpa>,
+    job_owners: Vec<Owned>,
+}
+
+impl Found {
+    /// Adds converted workloads of `kind` (one of the five listed kinds).
+    pub fn add(&mut self, kind: WorkloadKind, converted: impl IntoIterator<Item = Converted>) {
+        let i = LISTED.iter().position(|k| *k == kind).expect("a listed kind");
+        let (workloads, warnings) = &mut self.kinds[i];
+        for (w, warn) in converted {
+            workloads.push(w);
+            warnings.extend(warn);
         }
-        let parallelism = j.spec.as_ref().and_then(|s| s.parallelism);
-        out.push(workload(
-            &j.metadata,
-            WorkloadKind::Job,
-            count(parallelism).or(Some(1)),
-            j.spec.as_ref().and_then(|s| s.template.spec.as_ref()),
-            &mut warn,
-        ));
     }
-    out.sort_by(|a, b| a.key.cmp(&b.key));
-    for h in &objects.hpas {
-        let Some(spec) = &h.spec else { continue };
-        let Some(kind) = WorkloadKind::from_kind(&spec.scale_target_ref.kind) else {
-            continue;
-        };
-        let target = WorkloadKey::new(
-            h.metadata.namespace.clone().unwrap_or_default(),
-            kind,
-            spec.scale_target_ref.name.clone(),
-        );
-        match out.binary_search_by(|w| w.key.cmp(&target)) {
-            Ok(i) => out[i].hpa = Some(hpa(h)),
-            Err(_) => warn.push(format!(
-                "HPA {}/{} targets {target}, which was not found",
-                target.namespace,
-                h.metadata.name.as_deref().unwrap_or("")
-            )),
+
+    pub fn add_jobs(&mut self, jobs: impl IntoIterator<Item = ListedJob>) {
+        for j in jobs {
+            match j {
+                ListedJob::Owned(o) => self.job_owners.push(o),
+                ListedJob::Bare(c) => self.add(WorkloadKind::Job, [*c]),
+            }
         }
     }
-    (out, warn)
+
+    pub fn add_hpas(&mut self, hpas: impl IntoIterator<Item = ListedHpa>) {
+        self.hpas.extend(hpas);
+    }
+
+    /// The workloads sorted by key with HPAs attached to the workload they target, the
+    /// warnings (conversion warnings by kind, then HPAs whose target was not found), and the
+    /// controllers of the Jobs.
+    pub fn finish(self) -> (Vec<Workload>, Vec<String>, Vec<Owned>) {
+        let mut warn = Vec::new();
+        let mut out = Vec::new();
+        for (workloads, warnings) in self.kinds {
+            out.extend(workloads);
+            warn.extend(warnings);
+        }
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        for h in self.hpas {
+            match out.binary_search_by(|w| w.key.cmp(&h.target)) {
+                Ok(i) => out[i].hpa = Some(h.hpa),
+                Err(_) => warn.push(format!(
+                    "HPA {}/{} targets {}, which was not found",
+                    h.target.namespace, h.name, h.target
+                )),
+            }
+        }
+        (out, warn, self.job_owners)
+    }
+}
+
+/// Converts typed objects into workloads sorted by key, with HPAs attached to the workload
+/// they target, exactly as discovery converts listed pages. Bare Jobs only: Jobs owned by a
+/// CronJob belong to it. Unparseable quantities become warnings naming the container, never
+/// a failed run.
+pub fn workloads(objects: &Objects) -> (Vec<Workload>, Vec<String>) {
+    let mut found = Found::default();
+    found.add(
+        WorkloadKind::Deployment,
+        objects.deployments.iter().map(|d| deployment(slim::from_typed(d))),
+    );
+    found.add(
+        WorkloadKind::StatefulSet,
+        objects.stateful_sets.iter().map(|s| stateful_set(slim::from_typed(s))),
+    );
+    found.add(
+        WorkloadKind::DaemonSet,
+        objects.daemon_sets.iter().map(|d| daemon_set(slim::from_typed(d))),
+    );
+    found.add(
+        WorkloadKind::CronJob,
+        objects.cron_jobs.iter().map(|c| cron_job(slim::from_typed(c))),
+    );
+    found.add_jobs(objects.jobs.iter().map(|j| job(slim::from_typed(j))));
+    found.add_hpas(objects.hpas.iter().cloned().filter_map(listed_hpa));
+    let (workloads, warnings, _) = found.finish();
+    (workloads, warnings)
 }
 
 /// The right-sizing view of an `autoscaling/v2` HPA.
@@ -272,7 +363,8 @@ pub struct Discovered {
     pub warnings: Vec<String>,
 }
 
-type Owned = (String, String, String, String);
+/// (namespace, name, controller kind, controller name).
+pub type Owned = (String, String, String, String);
 
 /// The controller of each live pod, ReplicaSet and Job, as the API reports it now.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -280,13 +372,6 @@ pub struct LiveOwners {
     pods: Vec<Owned>,
     replica_sets: Vec<Owned>,
     jobs: Vec<Owned>,
-}
-
-fn controller(meta: &ObjectMeta) -> Option<&OwnerReference> {
-    meta.owner_references
-        .iter()
-        .flatten()
-        .find(|o| o.controller == Some(true))
 }
 
 /// What discovery keeps of a listed pod, made from each page as it arrives so a large
@@ -305,49 +390,40 @@ pub struct ListedPod {
     alone: Option<Box<(Workload, Vec<String>)>>,
 }
 
-pub fn listed_pod(p: Pod) -> ListedPod {
-    let controller = controller(&p.metadata).map(|c| (c.kind.clone(), c.name.clone()));
+pub fn listed_pod(p: slim::Pod) -> ListedPod {
+    let controller = p.metadata.controller();
     let sized = controller
         .as_ref()
         .is_some_and(|(kind, _)| matches!(kind.as_str(), "StatefulSet" | "DaemonSet" | "Job"));
-    let alone = (!sized).then(|| {
-        let mut warn = Vec::new();
-        let w = workload(&p.metadata, WorkloadKind::Pod, Some(1), p.spec.as_ref(), &mut warn);
-        Box::new((w, warn))
-    });
+    let namespace = p.metadata.namespace.clone().unwrap_or_default();
+    let name = p.metadata.name.clone().unwrap_or_default();
+    let alone = (!sized).then(|| Box::new(converted(p.metadata, WorkloadKind::Pod, Some(1), p.spec.as_ref())));
     ListedPod {
-        namespace: p.metadata.namespace.unwrap_or_default(),
-        name: p.metadata.name.unwrap_or_default(),
+        namespace,
+        name,
         controller,
         alone,
     }
 }
 
 /// What discovery keeps of a ReplicaSet: it only maps pods to their Deployment.
-pub fn trim_replica_set(mut r: ReplicaSet) -> ReplicaSet {
-    ReplicaSet {
-        metadata: ObjectMeta {
-            name: r.metadata.name.take(),
-            namespace: r.metadata.namespace.take(),
-            owner_references: r.metadata.owner_references.take(),
-            ..ObjectMeta::default()
-        },
-        ..ReplicaSet::default()
-    }
+pub fn replica_set_owner(r: slim::ReplicaSet) -> Option<Owned> {
+    owned(&r.metadata)
 }
 
-fn owned(meta: &ObjectMeta) -> Option<Owned> {
-    let c = controller(meta)?;
+fn owned(meta: &Meta) -> Option<Owned> {
+    let (kind, name) = meta.controller()?;
     Some((
         meta.namespace.clone().unwrap_or_default(),
         meta.name.clone().unwrap_or_default(),
-        c.kind.clone(),
-        c.name.clone(),
+        kind,
+        name,
     ))
 }
 
 impl LiveOwners {
-    pub fn from_objects(pods: &[ListedPod], replica_sets: &[ReplicaSet], jobs: &[Job]) -> Self {
+    /// From the listed pods and the controllers of the listed ReplicaSets and Jobs.
+    pub fn new(pods: &[ListedPod], replica_sets: Vec<Owned>, jobs: Vec<Owned>) -> Self {
         LiveOwners {
             pods: pods
                 .iter()
@@ -356,8 +432,8 @@ impl LiveOwners {
                     Some((p.namespace.clone(), p.name.clone(), kind, name))
                 })
                 .collect(),
-            replica_sets: replica_sets.iter().filter_map(|r| owned(&r.metadata)).collect(),
-            jobs: jobs.iter().filter_map(|j| owned(&j.metadata)).collect(),
+            replica_sets,
+            jobs,
         }
     }
 
@@ -432,132 +508,4 @@ pub fn vpa_modes(vpas: &[DynamicObject]) -> BTreeMap<WorkloadKey, String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn vpa(ns: &str, target: &str, mode: Option<&str>) -> DynamicObject {
-        let mut spec = json!({"targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": target}});
-        if let Some(m) = mode {
-            spec["updatePolicy"] = json!({"updateMode": m});
-        }
-        serde_json::from_value(json!({
-            "apiVersion": "autoscaling.k8s.io/v1", "kind": "VerticalPodAutoscaler",
-            "metadata": {"name": format!("{target}-vpa"), "namespace": ns}, "spec": spec,
-        }))
-        .unwrap()
-    }
-
-    fn pod(name: &str, owner: Option<(&str, &str)>) -> Pod {
-        let owners = owner.map(
-            |(kind, n)| json!([{"apiVersion": "apps/v1", "kind": kind, "name": n, "uid": "u", "controller": true}]),
-        );
-        serde_json::from_value(json!({
-            "apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": name, "namespace": "shop", "ownerReferences": owners,
-                "labels": {"app": "x"}, "annotations": {"rightsizer.dev/cpu-buffer": "1.3"},
-                "managedFields": [{"manager": "kubelet", "operation": "Update"}]},
-            "spec": {
-                "containers": [{"name": "app", "image": "app:1", "env": [{"name": "A", "value": "b"}],
-                    "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}}}],
-                "initContainers": [{"name": "proxy", "image": "envoy", "restartPolicy": "Always",
-                    "resources": {"requests": {"cpu": "50m", "memory": "lots"}}}],
-                "nodeName": "node-1", "volumes": [{"name": "data", "emptyDir": {}}]},
-            "status": {"phase": "Running", "podIP": "10.0.0.1"},
-        }))
-        .unwrap()
-    }
-
-    #[test]
-    fn listed_pods_keep_what_discovery_reads() {
-        let bare = pod("lone", None);
-        let mut warn = Vec::new();
-        let direct = workload(
-            &bare.metadata,
-            WorkloadKind::Pod,
-            Some(1),
-            bare.spec.as_ref(),
-            &mut warn,
-        );
-        assert_eq!(warn.len(), 1, "{warn:?}");
-        let listed = listed_pod(bare);
-        let mut got_warn = Vec::new();
-        let workloads = bare_pods(std::slice::from_ref(&listed), &Owners::default(), &mut got_warn);
-        assert_eq!(workloads, [direct]);
-        assert_eq!(got_warn, warn, "conversion warnings are kept for bare pods");
-        assert_eq!(workloads[0].containers.len(), 2);
-        assert_eq!(workloads[0].annotations.len(), 1);
-
-        // Pods of a ReplicaSet might be bare (a ReplicaSet without a Deployment): kept.
-        let rs_pod = listed_pod(pod("web-1", Some(("ReplicaSet", "web-a"))));
-        assert!(rs_pod.alone.is_some());
-        // Pods of a StatefulSet never are: name, namespace and owner only, and no warning.
-        let sts = listed_pod(pod("db-0", Some(("StatefulSet", "db"))));
-        assert!(sts.alone.is_none());
-        assert_eq!(sts.controller, Some(("StatefulSet".into(), "db".into())));
-        let live = LiveOwners::from_objects(std::slice::from_ref(&sts), &[], &[]);
-        assert_eq!(
-            live.pods,
-            [("shop".into(), "db-0".into(), "StatefulSet".into(), "db".into())]
-        );
-        let mut none = Vec::new();
-        assert!(bare_pods(&[sts], &Owners::default(), &mut none).is_empty() && none.is_empty());
-    }
-
-    #[test]
-    fn vpa_modes_keep_only_modes_that_change_pods() {
-        let vpas = [
-            vpa("shop", "a", Some("Auto")),
-            vpa("shop", "b", Some("Off")),
-            vpa("shop", "c", Some("Initial")),
-            vpa("shop", "d", Some("InPlaceOrRecreate")),
-            vpa("shop", "e", None),
-            vpa("shop", "f", Some("Recreate")),
-        ];
-        let modes = vpa_modes(&vpas);
-        let got: Vec<(&str, &str)> = modes.iter().map(|(k, m)| (k.name.as_str(), m.as_str())).collect();
-        assert_eq!(
-            got,
-            [
-                ("a", "Auto"),
-                ("c", "Initial"),
-                ("d", "InPlaceOrRecreate"),
-                ("e", "Auto"),
-                ("f", "Recreate")
-            ]
-        );
-    }
-
-    #[test]
-    fn bare_pods_are_pods_without_a_sized_controller() {
-        let pod = |name: &str, owner: Option<(&str, &str)>| -> Pod {
-            let mut meta = json!({"name": name, "namespace": "shop"});
-            if let Some((kind, n)) = owner {
-                meta["ownerReferences"] =
-                    json!([{"apiVersion": "v1", "kind": kind, "name": n, "uid": "u", "controller": true}]);
-            }
-            serde_json::from_value(json!({"metadata": meta, "spec": {"containers": [{"name": "app"}]}})).unwrap()
-        };
-        let pods = [
-            pod("debug", None),
-            pod("web-1", Some(("ReplicaSet", "web-abc"))),
-            pod("static-node1", Some(("Node", "node1"))),
-            pod("db-0", Some(("StatefulSet", "db"))),
-        ];
-        let rs: ReplicaSet = serde_json::from_value(json!({"metadata": {"name": "web-abc", "namespace": "shop",
-            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "uid": "w", "controller": true}]}}))
-        .unwrap();
-        let pods: Vec<ListedPod> = pods.into_iter().map(listed_pod).collect();
-        let live = LiveOwners::from_objects(&pods, &[rs], &[]);
-        let mut warn = Vec::new();
-        let bare: Vec<String> = bare_pods(&pods, &live.owners(), &mut warn)
-            .into_iter()
-            .map(|w| w.key.to_string())
-            .collect();
-        assert_eq!(bare, ["shop/Pod/debug", "shop/Pod/static-node1"]);
-        assert_eq!(
-            live.owners().resolve("shop", "web-1"),
-            WorkloadKey::new("shop", WorkloadKind::Deployment, "web")
-        );
-    }
-}
+mod tests;
