@@ -517,7 +517,7 @@ async fn restart_events(prom: &PromClient, w: &Window, owners: &Arc<Owners>) -> 
             .await?
             {
                 duplicates += part.duplicates;
-                group.extend(part.events);
+                events::merge_increases(&mut group, part.events);
             }
         }
         let group = Arc::new(group);

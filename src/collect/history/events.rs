@@ -130,6 +130,17 @@ fn matcher(alternatives: &[String]) -> String {
     format!(",pod=~\"{}\"", alternatives.join("|"))
 }
 
+/// Adds one part's increases (a span, or half of one the server refused) to those of the
+/// parts before: a series in several parts keeps the steps of each.
+pub(super) fn merge_increases(
+    into: &mut HashMap<SeriesId, BTreeMap<i64, u32>>,
+    part: HashMap<SeriesId, BTreeMap<i64, u32>>,
+) {
+    for (id, steps) in part {
+        into.entry(id).or_default().extend(steps);
+    }
+}
+
 /// Label matchers `,pod=~"..."` that select `pods` by name, for any name: each name is
 /// a regex literal with only ASCII punctuation escaped (RE2 rejects `\` before a letter,
 /// digit or non-ASCII character), and the regex is a PromQL double-quoted string with
@@ -385,6 +396,31 @@ mod tests {
         let steps: Vec<(i64, u32)> = inc.events[&id].iter().map(|(&t, &n)| (t, n)).collect();
         assert_eq!(steps, [(600, 1), (1200, 1)]);
         assert_eq!(inc.duplicates, 3);
+    }
+
+    #[test]
+    fn a_series_in_two_parts_keeps_the_increases_of_both() {
+        let mut first = Increases::new(600, 300);
+        let app = labels(&[("namespace", "shop"), ("pod", "web-1"), ("container", "app")]);
+        first.series(&app);
+        for (t, v) in [(300.0, 0.0), (600.0, 1.0), (900.0, 1.0)] {
+            first.sample(t, v);
+        }
+        first.end_series();
+        let mut second = Increases::new(1200, 300);
+        second.series(&app);
+        for (t, v) in [(900.0, 1.0), (1200.0, 2.0)] {
+            second.sample(t, v);
+        }
+        second.end_series();
+        let mut all = HashMap::new();
+        merge_increases(&mut all, first.events);
+        merge_increases(&mut all, second.events);
+        let id = series_id(&app).unwrap();
+        assert_eq!(
+            all[&id].iter().map(|(&t, &n)| (t, n)).collect::<Vec<_>>(),
+            [(600, 1), (1200, 1)]
+        );
     }
 
     fn pod_matcher<'a>(pods: impl IntoIterator<Item = &'a str>) -> String {
