@@ -758,9 +758,11 @@ impl PromClient {
             self.remote_read_known();
         }
         // The parser runs on a blocking thread, reading the body as the chunks arrive. It is
-        // slower than the network, so the channel is always full: its depth is memory (4 x
-        // 256 KiB per answer in flight; 16 held 8 MiB of each CPU chunk's body, issue 16).
-        let (tx, rx) = mpsc::channel(4);
+        // slower than the network, so the channel is always full: its depth is memory (2 x
+        // 256 KiB per answer in flight, one batch queued while the parser reads the other; 16
+        // held 8 MiB of each CPU chunk's body, and 4 a fifth of the heap of the history
+        // pass at 1,000 workloads, issue 16).
+        let (tx, rx) = mpsc::channel(2);
         let parser = tokio::task::spawn_blocking(move || {
             let reader = ChannelReader { rx, cur: None, pos: 0 };
             let mut reader = io::BufReader::with_capacity(1 << 16, reader);

@@ -36,6 +36,21 @@ fn grow_front<T: Copy + Default>(v: &mut Vec<T>, k: usize) {
     *v = out;
 }
 
+/// Puts `front` zeros in front of `v` and extends it with zeros to `len`, allocating exactly
+/// once when it grows.
+fn grow<T: Copy + Default>(v: &mut Vec<T>, front: usize, len: usize) {
+    if front == 0 {
+        grow_back(v, len);
+    } else {
+        let len = len.max(v.len() + front);
+        let mut out = Vec::with_capacity(len);
+        out.resize(front, T::default());
+        out.extend_from_slice(v);
+        out.resize(len, T::default());
+        *v = out;
+    }
+}
+
 impl Counts {
     pub(super) fn len(&self) -> usize {
         match self {
@@ -103,6 +118,23 @@ impl Counts {
             Counts::U16(v) => grow_back(v, len),
             Counts::U32(v) => grow_back(v, len),
         }
+    }
+
+    /// Puts `front` zero counters in front, then extends the counters to `len` with zeros at
+    /// the back.
+    pub(super) fn grow(&mut self, front: usize, len: usize) {
+        match self {
+            Counts::U8(v) => grow(v, front, len),
+            Counts::U16(v) => grow(v, front, len),
+            Counts::U32(v) => grow(v, front, len),
+        }
+    }
+
+    /// The first and last counters that are not zero, if any.
+    pub(super) fn nonzero_span(&self) -> Option<(usize, usize)> {
+        let first = self.iter().position(|c| c > 0)?;
+        let last = (first..self.len()).rev().find(|&i| self.get(i) > 0)?;
+        Some((first, last))
     }
 
     /// Puts `k` zero counters in front.

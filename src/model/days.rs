@@ -87,6 +87,42 @@ impl<V> Days<V> {
     }
 }
 
+impl<V> Days<V> {
+    /// Takes `other`'s days: a day only `other` has is moved in, a day both have is combined
+    /// by `merge(mine, theirs)`. The days are laid out once, at their final count.
+    pub fn merge_with(&mut self, other: Days<V>, mut merge: impl FnMut(&mut V, V)) {
+        if other.is_empty() {
+            return;
+        }
+        if self.is_empty() {
+            *self = other;
+            self.0.shrink_to_fit();
+            return;
+        }
+        let mine = std::mem::take(&mut self.0);
+        let theirs = other.0;
+        let mut out = Vec::with_capacity(mine.len() + theirs.len());
+        let mut theirs = theirs.into_iter().peekable();
+        for (day, mut v) in mine {
+            while let Some((d, _)) = theirs.peek()
+                && *d < day
+            {
+                out.extend(theirs.next());
+            }
+            if let Some((d, _)) = theirs.peek()
+                && *d == day
+            {
+                let (_, t) = theirs.next().expect("peeked");
+                merge(&mut v, t);
+            }
+            out.push((day, v));
+        }
+        out.extend(theirs);
+        out.shrink_to_fit();
+        self.0 = out;
+    }
+}
+
 impl<V> std::ops::Index<&i64> for Days<V> {
     type Output = V;
 
@@ -148,6 +184,29 @@ mod tests {
         assert_eq!(days.keys().copied().collect::<Vec<_>>(), [100, 200, 250, 300]);
         assert_eq!(days.values().sum::<u32>(), 63);
         assert_eq!((days[&100], (&days).into_iter().count()), (40, 4));
+    }
+
+    #[test]
+    fn merging_moves_new_days_in_and_combines_shared_ones() {
+        type Pairs = &'static [(i64, u32)];
+        let days = |pairs: Pairs| pairs.iter().copied().collect::<Days<u32>>();
+        let cases: [(Pairs, Pairs); 5] = [
+            (&[], &[(5, 1)]),
+            (&[(5, 1)], &[]),
+            (&[(1, 1), (3, 2), (5, 4)], &[(0, 8), (3, 16), (4, 32), (9, 64)]),
+            (&[(7, 1)], &[(1, 2), (2, 4)]),
+            (&[(1, 1), (2, 2)], &[(1, 4), (2, 8)]),
+        ];
+        for (a, b) in cases {
+            let mut want = days(a);
+            for (&d, &n) in &days(b) {
+                *want.entry_or_default(d) += n;
+            }
+            let mut got = days(a);
+            got.merge_with(days(b), |mine, theirs| *mine += theirs);
+            assert_eq!(got, want, "{a:?} + {b:?}");
+            assert_eq!(got.0.capacity(), got.len(), "{a:?} + {b:?}: laid out exactly");
+        }
     }
 
     #[test]

@@ -16,7 +16,7 @@ pub use decaying::DecayingSketch;
 pub use quantity::{QuantityError, format_cpu, format_memory, parse_cpu, parse_memory};
 pub use run::{CurrentUsage, CurrentUsageMap, Skipped, Window};
 pub use sketch::{ALPHA as SKETCH_ALPHA, Sketch};
-pub use usage::{ContainerUsage, UsageSet, WorkloadUsage};
+pub use usage::{ContainerUsage, CpuUsage, UsageSet, WorkloadUsage};
 pub use workload::{ContainerRole, ContainerSpec, Hpa, HpaMetric, Resources, Workload};
 
 use std::fmt;

@@ -84,6 +84,19 @@ impl Sketch {
         self.counts.add((i - self.offset) as usize, n);
     }
 
+    /// Extends the counters to buckets `lo..=hi` (and what they held), in one allocation.
+    fn cover(&mut self, lo: i32, hi: i32) {
+        let (from, to, front) = if self.counts.is_empty() {
+            (lo, hi, 0)
+        } else {
+            let from = lo.min(self.offset);
+            let to = hi.max(self.offset + self.counts.len() as i32 - 1);
+            (from, to, (self.offset - from) as usize)
+        };
+        self.counts.grow(front, (to - from + 1) as usize);
+        self.offset = from;
+    }
+
     /// Pools another sketch into this one (pods of one workload, or chunks of one window).
     pub fn merge(&mut self, other: &Sketch) {
         if other.total == 0 {
@@ -96,11 +109,35 @@ impl Sketch {
         };
         self.total += other.total;
         self.zeros += other.zeros;
-        for (j, c) in other.counts.iter().enumerate() {
+        let Some((lo, hi)) = other.counts.nonzero_span() else {
+            return;
+        };
+        // Grown once to the buckets both span (bucket by bucket, a merge into an empty sketch
+        // reallocated its counters once per bucket: hundreds of reallocations per container).
+        self.cover(other.offset + lo as i32, other.offset + hi as i32);
+        for (j, c) in other.counts.iter().enumerate().take(hi + 1).skip(lo) {
             if c > 0 {
-                self.bump(other.offset + j as i32, c);
+                self.counts.add((other.offset + j as i32 - self.offset) as usize, c);
             }
         }
+    }
+
+    /// [`Sketch::merge`], taking `other`: into an empty sketch it is moved, not copied
+    /// (the same buckets, counts and maximum as the copy would have).
+    pub fn merge_owned(&mut self, other: Sketch) {
+        if self.total == 0
+            && self.counts.is_empty()
+            && other
+                .counts
+                .nonzero_span()
+                .is_none_or(|(lo, hi)| lo == 0 && hi + 1 == other.counts.len())
+        {
+            if other.total > 0 {
+                *self = other;
+            }
+            return;
+        }
+        self.merge(&other);
     }
 
     pub fn count(&self) -> u64 {
@@ -231,6 +268,48 @@ mod tests {
         for q in [0.1, 0.5, 0.95] {
             assert_eq!(a.quantile(q), pooled.quantile(q));
         }
+    }
+
+    #[test]
+    fn merging_is_adding_the_samples_whatever_the_order_and_ownership() {
+        let groups: [&[f64]; 5] = [
+            &[0.5, 0.5, 0.51, 0.0],
+            &[0.001, 40.0],
+            &[],
+            &[2.0, 0.7, 0.0, 1e-9],
+            &[3.0; 300],
+        ];
+        let sketch = |vs: &[f64]| {
+            let mut s = Sketch::new();
+            for &v in vs {
+                s.add(v);
+            }
+            s
+        };
+        for order in [[0, 1, 2, 3, 4], [4, 3, 2, 1, 0], [2, 3, 0, 4, 1], [1, 0, 4, 2, 3]] {
+            let all: Vec<f64> = order.iter().flat_map(|&i| groups[i].iter().copied()).collect();
+            let want = sketch(&all);
+            let (mut copied, mut owned) = (Sketch::new(), Sketch::new());
+            for i in order {
+                copied.merge(&sketch(groups[i]));
+                owned.merge_owned(sketch(groups[i]));
+            }
+            for got in [&copied, &owned] {
+                assert_eq!(*got, want, "order {order:?}");
+                assert_eq!((got.offset, got.buckets()), (want.offset, want.buckets()));
+                assert_eq!(got.heap_bytes(), got.buckets() * 2, "u16 counters, laid out exactly");
+            }
+        }
+        // A sketch whose counters end in zeros (as read from a snapshot) is copied bucket by
+        // bucket, as before: the zeros are not taken over.
+        let padded: Sketch =
+            serde_json::from_str(r#"{"offset":-3,"counts":[0,2,0],"zeros":0,"total":2,"max":1.0}"#).unwrap();
+        let mut owned = Sketch::new();
+        owned.merge_owned(padded.clone());
+        let mut copied = Sketch::new();
+        copied.merge(&padded);
+        assert_eq!((owned.offset, owned.buckets()), (-2, 1));
+        assert_eq!(owned, copied);
     }
 
     #[test]

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use super::Owners;
 use crate::collect::promparse::{Labels, SeriesSink};
 use crate::collect::remote_read::RawSink;
-use crate::model::{ContainerKey, ContainerUsage, UsageSet, WorkloadKey};
+use crate::model::{ContainerKey, ContainerUsage, CpuUsage, UsageSet, WorkloadKey};
 
 /// A series' identity: (namespace, pod, container).
 pub(super) type SeriesId = (String, String, String);
@@ -33,17 +33,6 @@ pub(super) fn series_id(labels: &Labels) -> Option<SeriesId> {
     Some((get("namespace")?, get("pod")?, get("container")?))
 }
 
-/// One workload's per-step sums within a chunk.
-#[derive(Debug)]
-struct Steps {
-    /// Total CPU (cores) at each step, over all pods and containers.
-    total: Vec<f32>,
-    /// Per container name: the number of pods with a point at each step. The workload's
-    /// replica count at a step is the largest of them (init containers and sidecars that
-    /// come and go do not add replicas).
-    present: Vec<(String, Vec<u16>)>,
-}
-
 /// The reduction of one CPU chunk (evaluation times `first + k * step`, `k < points`).
 #[derive(Debug)]
 pub(super) struct CpuChunk {
@@ -54,17 +43,24 @@ pub(super) struct CpuChunk {
     /// Each key is held once, in its index (a key is three strings: a second copy beside the
     /// usage was a sixth of the chunk, issue 16).
     index: HashMap<ContainerKey, usize>,
-    containers: Vec<ContainerUsage>,
+    /// Per container: only what the CPU pass fills (a whole `ContainerUsage` was twice the
+    /// size, issue 16), and the container's workload slot.
+    containers: Vec<(CpuUsage, usize)>,
     workload_index: HashMap<WorkloadKey, usize>,
-    workloads: Vec<Steps>,
+    /// Per workload: the total CPU (cores) at each step, over all pods and containers.
+    totals: Vec<Vec<f32>>,
     /// Per `(namespace, pod, container)`, keyed as (container slot, pod): the container's key
     /// holds the namespace and the container name, so a series owns one string, not three
-    /// (issue 16). Its slot in `slots`, which holds its container slot and one bit per step
-    /// that has a point.
+    /// (issue 16). Its slot: `bits[slot * words..][..words]` has one bit per step that has a
+    /// point (one array for every series: a `Vec` per series cost 40 bytes besides its bits).
+    /// The workload's replica count at a step is counted from these bits when the chunk is
+    /// merged: per container name, the number of pods with a point, the largest of them
+    /// (init containers and sidecars that come and go do not add replicas). A row of counts
+    /// per container name, kept while reading, was the largest part of a chunk (issue 16).
     series: HashMap<(usize, Box<str>), usize>,
-    slots: Vec<(usize, Vec<u64>)>,
-    /// (container slot, workload slot, presence row, series slot) of the series being read.
-    current: Option<(usize, usize, usize, usize)>,
+    bits: Vec<u64>,
+    /// (container slot, workload slot, series slot) of the series being read.
+    current: Option<(usize, usize, usize)>,
     pub(super) dropped: u64,
     /// Points left out because another series of the same container had one at that step.
     pub(super) duplicates: u64,
@@ -81,9 +77,9 @@ impl CpuChunk {
             index: HashMap::new(),
             containers: Vec::new(),
             workload_index: HashMap::new(),
-            workloads: Vec::new(),
+            totals: Vec::new(),
             series: HashMap::new(),
-            slots: Vec::new(),
+            bits: Vec::new(),
             current: None,
             dropped: 0,
             duplicates: 0,
@@ -100,45 +96,66 @@ impl CpuChunk {
         self.series.len()
     }
 
+    /// Words of `bits` per series.
+    fn words(&self) -> usize {
+        self.points.div_ceil(64)
+    }
+
     /// Pools this chunk into `usage`; `seen` holds the pods of each container in earlier
     /// chunks, so a pod counts once per container however many chunks it spans.
     pub(super) fn merge_into(self, usage: &mut UsageSet, seen: &mut SeenPods) {
+        let words = self.words();
         let mut containers = self.containers;
-        let mut pods: Vec<Vec<Box<str>>> = vec![Vec::new(); containers.len()];
-        for ((c, pod), _) in self.series {
-            pods[c].push(pod);
+        // Per container: its pods and their series slots.
+        let mut series: Vec<Vec<(Box<str>, usize)>> = (0..containers.len()).map(|_| Vec::new()).collect();
+        for ((c, pod), slot) in self.series {
+            series[c].push((pod, slot));
+        }
+        let mut of_workload: Vec<Vec<usize>> = (0..self.totals.len()).map(|_| Vec::new()).collect();
+        for (c, (_, w)) in containers.iter().enumerate() {
+            of_workload[*w].push(c);
+        }
+        let (mut replicas, mut present) = (vec![0u16; self.points], vec![0u16; self.points]);
+        for (key, w) in self.workload_index {
+            replicas.fill(0);
+            for &c in &of_workload[w] {
+                present.fill(0);
+                for &(_, slot) in &series[c] {
+                    for (i, &word) in self.bits[slot * words..][..words].iter().enumerate() {
+                        let mut word = word;
+                        while word != 0 {
+                            let n = &mut present[i * 64 + word.trailing_zeros() as usize];
+                            *n = n.saturating_add(1);
+                            word &= word - 1;
+                        }
+                    }
+                }
+                for (r, &n) in replicas.iter_mut().zip(&present) {
+                    *r = (*r).max(n);
+                }
+            }
+            let total = &self.totals[w];
+            let w = usage.workloads.entry(key).or_default();
+            for (&replicas, &total) in replicas.iter().zip(total) {
+                if replicas > 0 {
+                    w.total_cpu.add(f64::from(total));
+                    w.replicas.add(f64::from(replicas));
+                }
+            }
         }
         // Each key once per chunk, and merging is commutative: the map's order changes nothing.
         for (key, c) in self.index {
-            let pods = std::mem::take(&mut pods[c]);
+            let mut part = std::mem::take(&mut containers[c].0);
             let known = match seen.get_mut(&key) {
                 Some(known) => known,
                 None => seen.entry(key.clone()).or_default(),
             };
-            for pod in pods {
+            for (pod, _) in std::mem::take(&mut series[c]) {
                 if known.insert(pod) {
-                    containers[c].pods += 1;
+                    part.pods += 1;
                 }
             }
-            usage.containers.entry(key).or_default().merge(&containers[c]);
-        }
-        let mut workloads = self.workloads;
-        for (key, w) in self.workload_index {
-            let steps = std::mem::replace(
-                &mut workloads[w],
-                Steps {
-                    total: Vec::new(),
-                    present: Vec::new(),
-                },
-            );
-            let w = usage.workloads.entry(key).or_default();
-            for k in 0..self.points {
-                let replicas = steps.present.iter().map(|(_, row)| row[k]).max().unwrap_or(0);
-                if replicas > 0 {
-                    w.total_cpu.add(f64::from(steps.total[k]));
-                    w.replicas.add(f64::from(replicas));
-                }
-            }
+            usage.containers.entry(key).or_default().merge_cpu(part);
         }
     }
 }
@@ -148,7 +165,7 @@ impl CpuChunk {
     /// raw samples as the 5-minute rates).
     fn short_rate(&mut self, v: f64) {
         if let Some((c, ..)) = self.current {
-            self.containers[c].observe_short_cpu(v);
+            self.containers[c].0.observe_short_cpu(v);
         }
     }
 }
@@ -161,37 +178,30 @@ impl SeriesSink for CpuChunk {
             return;
         };
         let workload = self.owners.resolve(&id.0, &id.1);
-        let key = ContainerKey::new(workload.clone(), id.2.as_str());
-        let c = *self.index.entry(key).or_insert_with(|| {
-            self.containers.push(ContainerUsage::default());
-            self.containers.len() - 1
-        });
         let points = self.points;
-        let w = *self.workload_index.entry(workload).or_insert_with(|| {
-            self.workloads.push(Steps {
-                total: vec![0.0; points],
-                present: Vec::new(),
-            });
-            self.workloads.len() - 1
-        });
-        let present = &mut self.workloads[w].present;
-        let row = match present.iter().position(|(name, _)| *name == id.2) {
-            Some(r) => r,
+        let w = match self.workload_index.get(&workload) {
+            Some(&w) => w,
             None => {
-                present.push((id.2.clone(), vec![0; points]));
-                present.len() - 1
+                self.totals.push(vec![0.0; points]);
+                self.workload_index.insert(workload.clone(), self.totals.len() - 1);
+                self.totals.len() - 1
             }
         };
-        let words = points.div_ceil(64);
-        let s = *self.series.entry((c, id.1.into_boxed_str())).or_insert_with(|| {
-            self.slots.push((c, vec![0; words]));
-            self.slots.len() - 1
+        let key = ContainerKey::new(workload, id.2.as_str());
+        let c = *self.index.entry(key).or_insert_with(|| {
+            self.containers.push((CpuUsage::default(), w));
+            self.containers.len() - 1
         });
-        self.current = Some((c, w, row, s));
+        let (words, next) = (self.words(), self.series.len());
+        let s = *self.series.entry((c, id.1.into_boxed_str())).or_insert_with(|| {
+            self.bits.resize(self.bits.len() + words, 0);
+            next
+        });
+        self.current = Some((c, w, s));
     }
 
     fn sample(&mut self, t: f64, v: f64) {
-        let Some((c, w, row, s)) = self.current else { return };
+        let Some((c, w, s)) = self.current else { return };
         if !v.is_finite() || v < 0.0 {
             self.dropped += 1;
             return;
@@ -201,21 +211,19 @@ impl SeriesSink for CpuChunk {
         let in_chunk = (0..self.points as i64).contains(&k);
         if in_chunk {
             let (word, bit) = (k as usize / 64, 1u64 << (k % 64));
-            let taken = &mut self.slots[s].1[word];
+            let words = self.words();
+            let taken = &mut self.bits[s * words + word];
             if *taken & bit != 0 {
                 self.duplicates += 1;
                 return;
             }
             *taken |= bit;
         }
-        let usage = &mut self.containers[c];
+        let usage = &mut self.containers[c].0;
         usage.observe_cpu(super::day_of(t), v);
         usage.saw(t);
         if in_chunk {
-            let steps = &mut self.workloads[w];
-            steps.total[k as usize] += v as f32;
-            let n = &mut steps.present[row].1[k as usize];
-            *n = n.saturating_add(1);
+            self.totals[w][k as usize] += v as f32;
         }
     }
 }
@@ -526,6 +534,49 @@ mod tests {
         let low = w.replicas.quantile(0.3).unwrap();
         assert!((low - 1.0).abs() <= 0.01, "{low}");
         assert_eq!(seen.values().map(HashSet::len).sum::<usize>(), 3);
+    }
+
+    #[test]
+    fn replicas_are_the_most_pods_of_any_container_name_at_each_step() {
+        let mut owners = Owners::default();
+        for pod in ["web-1", "web-2", "web-3"] {
+            owners.insert_pod("shop", pod, "StatefulSet", "web");
+        }
+        // 100 steps: the presence bits span two words.
+        let mut chunk = CpuChunk::new(Arc::new(owners), 0, 99 * 300, 300);
+        let at = |steps: std::ops::Range<u32>| steps.map(|k| (f64::from(k) * 300.0, 0.25)).collect::<Vec<_>>();
+        for (pod, container, points) in [
+            ("web-1", "app", at(0..100)),
+            ("web-2", "app", at(50..100)),
+            // Three sidecars at once outnumber the two apps; one is also seen twice.
+            ("web-1", "envoy", at(60..70)),
+            ("web-2", "envoy", at(60..70)),
+            ("web-3", "envoy", at(60..70)),
+            ("web-3", "envoy", at(64..66)),
+        ] {
+            chunk.series(&labels(pod, container));
+            for (t, v) in points {
+                chunk.sample(t, v);
+            }
+        }
+        assert_eq!((chunk.duplicates, chunk.series_count()), (2, 5));
+        let mut usage = UsageSet::default();
+        chunk.merge_into(&mut usage, &mut SeenPods::new());
+        let mut want = crate::model::Sketch::new();
+        for k in 0..100 {
+            want.add(match k {
+                0..50 => 1.0,
+                60..70 => 3.0,
+                _ => 2.0,
+            });
+        }
+        let w = &usage.workloads[&WorkloadKey::new("shop", WorkloadKind::StatefulSet, "web")];
+        assert_eq!(w.replicas, want);
+        // Totals: 0.25 a pod and container with a point: 0.25, 0.5, 1.25, 0.5.
+        assert_eq!((w.total_cpu.count(), w.total_cpu.max()), (100, Some(1.25)));
+        let envoy =
+            &usage.containers[&ContainerKey::new(WorkloadKey::new("shop", WorkloadKind::StatefulSet, "web"), "envoy")];
+        assert_eq!((envoy.pods, envoy.cpu.count()), (3, 30));
     }
 
     #[test]
