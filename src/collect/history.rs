@@ -9,7 +9,8 @@
 //!
 //! The plan for a window `(start, end]` at step `s` (2 d at 5 m: 11 requests, 14 d: 16; 13
 //! and 18 without remote read, plus one remote-read probe against a server that has none;
-//! 2 fewer when no container restarted). Every selector, `by (...)` and remote-read query
+//! 2 fewer when no container restarted, 2 more per further 8 KiB of restarted pods' names,
+//! and one more per part a server refuses for its size). Every selector, `by (...)` and remote-read query
 //! carries the run's `--prometheus-selector` (`scope::Scope`, added by one function):
 //! - owners: one `/api/v1/series` request for the three kube-state-metrics owner metrics
 //!   (`fetch_owners`; index only, no sample decoded);
