@@ -69,8 +69,7 @@ impl ContainerUsage {
 
     /// Records that a sample exists at `ts`.
     pub fn saw(&mut self, ts: i64) {
-        self.first_seen = Some(self.first_seen.map_or(ts, |f| f.min(ts)));
-        self.last_seen = Some(self.last_seen.map_or(ts, |l| l.max(ts)));
+        saw(&mut self.first_seen, &mut self.last_seen, ts);
     }
 
     pub fn observe_memory(&mut self, bytes: f64) {
@@ -90,18 +89,12 @@ impl ContainerUsage {
 
     /// Records a CPU rate point observed at `t` in the UTC day that starts at `day`.
     pub fn observe_cpu(&mut self, day: i64, cores: f64) -> bool {
-        if !self.cpu.add(cores) {
-            return false;
-        }
-        self.cpu_days.entry_or_default(day).add(cores);
-        true
+        observe_cpu(&mut self.cpu, &mut self.cpu_days, day, cores)
     }
 
     /// Records a short-window CPU rate (cores).
     pub fn observe_short_cpu(&mut self, cores: f64) {
-        if cores.is_finite() && cores >= 0.0 {
-            self.cpu_short_peak = Some(self.cpu_short_peak.map_or(cores, |p| p.max(cores)));
-        }
+        observe_peak(&mut self.cpu_short_peak, cores);
     }
 
     /// Share of CFS periods in which the container was throttled, if it had a CPU limit.
@@ -199,24 +192,40 @@ impl CpuUsage {
     /// Records a CPU rate point observed in the UTC day that starts at `day` (as
     /// [`ContainerUsage::observe_cpu`]).
     pub fn observe_cpu(&mut self, day: i64, cores: f64) -> bool {
-        if !self.cpu.add(cores) {
-            return false;
-        }
-        self.cpu_days.entry_or_default(day).add(cores);
-        true
+        observe_cpu(&mut self.cpu, &mut self.cpu_days, day, cores)
     }
 
     /// Records that a sample exists at `ts`.
     pub fn saw(&mut self, ts: i64) {
-        self.first_seen = Some(self.first_seen.map_or(ts, |f| f.min(ts)));
-        self.last_seen = Some(self.last_seen.map_or(ts, |l| l.max(ts)));
+        saw(&mut self.first_seen, &mut self.last_seen, ts);
     }
 
     /// Records a short-window CPU rate (cores).
     pub fn observe_short_cpu(&mut self, cores: f64) {
-        if cores.is_finite() && cores >= 0.0 {
-            self.cpu_short_peak = Some(self.cpu_short_peak.map_or(cores, |p| p.max(cores)));
-        }
+        observe_peak(&mut self.cpu_short_peak, cores);
+    }
+}
+
+/// The rules [`ContainerUsage`] and [`CpuUsage`] share: a CPU point goes into the window's
+/// sketch and its day's (refused when not a finite non-negative number) ...
+fn observe_cpu(cpu: &mut Sketch, days: &mut Days<Sketch>, day: i64, cores: f64) -> bool {
+    if !cpu.add(cores) {
+        return false;
+    }
+    days.entry_or_default(day).add(cores);
+    true
+}
+
+/// ... a sample at `ts` widens the span seen ...
+fn saw(first: &mut Option<i64>, last: &mut Option<i64>, ts: i64) {
+    *first = Some(first.map_or(ts, |f| f.min(ts)));
+    *last = Some(last.map_or(ts, |l| l.max(ts)));
+}
+
+/// ... and a short-window rate raises the peak.
+fn observe_peak(peak: &mut Option<f64>, cores: f64) {
+    if cores.is_finite() && cores >= 0.0 {
+        *peak = Some(peak.map_or(cores, |p| p.max(cores)));
     }
 }
 
